@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create (or reuse) the pinned virtualenv, keyed by the hash of the pins.
+# Prints the venv path on stdout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+key=$(cat "$DQ_REPO"/dq_agent/requirements*.txt "$DQ_REPO"/dq_agent/pyproject.toml | sha256sum | cut -c1-12)
+venv=$DQ_CACHE/venv-$key
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+  say "creating virtualenv $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip==25.3
+  "$venv/bin/pip" install -q -r "$DQ_REPO/dq_agent/requirements-dev.txt"
+  touch "$venv/.complete"
+fi
+# Editable install of the package itself (cheap; tracks the checkout in use).
+"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$DQ_REPO/dq_agent" >/dev/null 2>&1 || \
+  "$venv/bin/pip" install -q --no-deps -e "$DQ_REPO/dq_agent"
+if [ -f "$DQ_REPO/collections/requirements.yml" ] && [ ! -f "$venv/.collections-$(sha256sum <"$DQ_REPO/collections/requirements.yml" | cut -c1-12)" ]; then
+  say "installing pinned Ansible collections"
+  "$venv/bin/ansible-galaxy" collection install -q -r "$DQ_REPO/collections/requirements.yml" -p "$DQ_CACHE/collections" >/dev/null
+  touch "$venv/.collections-$(sha256sum <"$DQ_REPO/collections/requirements.yml" | cut -c1-12)"
+fi
+ln -sfn "$venv" "$DQ_CACHE/venv"
+echo "$venv"
