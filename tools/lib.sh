@@ -16,13 +16,15 @@ host_debian_mirror() {
   printf '%s\n' "$uri"
 }
 
-# Private apt configuration with deb-src for trixie, used only to fetch pinned
-# source packages; it never touches the host's own sources.
+# Private apt configuration for trixie (binary + source) and bookworm-backports
+# sources, used only to download pinned packages (apt-get -c CONF download/source);
+# it never touches the host's own sources. Run `apt-get -c CONF update` first.
 private_apt_config() {
   local root=$DQ_CACHE/apt mirror
   mirror=$(host_debian_mirror)
   mkdir -p "$root"/{lists/partial,archives/partial,etc/sources.list.d,etc/preferences.d}
   cat >"$root/etc/sources.list" <<SRC
+deb $mirror trixie main
 deb-src $mirror trixie main
 deb-src $mirror bookworm-backports main
 SRC
