@@ -3,14 +3,16 @@
 # Prints the venv path on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-key=$(cat "$DQ_REPO"/dq_agent/requirements*.txt "$DQ_REPO"/dq_agent/pyproject.toml | sha256sum | cut -c1-12)
+# This machine's pip config lists local indexes that may not exist; their warnings are noise.
+pip_quiet() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+key=$(cat "$DQ_REPO"/dq_agent/requirements*.txt "$DQ_REPO"/dq_agent/constraints.txt | sha256sum | cut -c1-12)
 venv=$DQ_CACHE/venv-$key
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   say "creating virtualenv $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip==25.3
-  "$venv/bin/pip" install -q -r "$DQ_REPO/dq_agent/requirements-dev.txt"
+  pip_quiet "$venv/bin/pip" install -q --upgrade pip==25.3
+  pip_quiet "$venv/bin/pip" install -q -c "$DQ_REPO/dq_agent/constraints.txt" -r "$DQ_REPO/dq_agent/requirements-dev.txt"
   touch "$venv/.complete"
 fi
 # Editable install of the package itself (cheap; tracks the checkout in use).
