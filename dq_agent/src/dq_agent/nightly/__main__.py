@@ -1,0 +1,5 @@
+import sys
+
+from dq_agent.nightly.cli import main
+
+sys.exit(main())

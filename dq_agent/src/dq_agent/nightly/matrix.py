@@ -1,0 +1,138 @@
+"""The scenario matrix: workloads x bandwidths x policies x repetitions, run one cell at a time.
+
+A matrix file (JSON) names the cells and *how* to run one, as an argv template, so the same
+job drives the local harness (`dq-harness`) or the lab runner without a second code path:
+
+    {"format": "dqlab-matrix/1",
+     "workloads": ["skewed", "uniform"], "bandwidths": ["100mbit"],
+     "policies": ["none", "auto-converge", "dirty-limit", "dirty-quota"], "reps": 3,
+     "timeout_s": 600,
+     "command": ["dq-harness", "run", "--workload", "{workload}", "--bandwidth", "{bandwidth}",
+                 "--policy", "{policy}", "--out", "{out}"],
+     "simulate_command": ["dq-sim", "...", "--out", "{out}"]}      (optional)
+
+Placeholders: {workload} {bandwidth} {policy} {rep} {out}. A cell that exits non-zero or
+writes no result is reported and skipped; it never stops the matrix (the verdict sees a
+missing run as missing data, not as a pass).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dq_agent.nightly.history import InputError
+
+FORMAT = "dqlab-matrix/1"
+POLICIES = ("none", "auto-converge", "dirty-limit", "dirty-quota")
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: str
+    bandwidth: str
+    policy: str
+    rep: int
+
+    @property
+    def slug(self) -> str:
+        return f"{self.workload}_{self.bandwidth}_{self.policy}_r{self.rep}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    workloads: tuple[str, ...]
+    bandwidths: tuple[str, ...]
+    policies: tuple[str, ...]
+    reps: int
+    command: tuple[str, ...]
+    simulate_command: tuple[str, ...] | None
+    timeout_s: float
+
+    def cells(self) -> Iterator[Cell]:
+        # Reps outermost: a night cut short still has every policy at least once.
+        for rep, w, b, p in itertools.product(
+            range(self.reps), self.workloads, self.bandwidths, self.policies
+        ):
+            yield Cell(w, b, p, rep)
+
+
+def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InputError(where, key, "expected a non-empty list of strings")
+    return tuple(value)
+
+
+def load(path: Path) -> Matrix:
+    where = str(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(where, "<file>", exc.strerror or str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(where, "<file>", f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    if raw.get("format") != FORMAT:
+        raise InputError(where, "format", f"expected {FORMAT!r}")
+    policies = _strings(raw, "policies", where)
+    for p in policies:
+        if p not in POLICIES:
+            raise InputError(where, "policies", f"unknown policy {p!r} (known: {POLICIES})")
+    reps = raw.get("reps")
+    if not isinstance(reps, int) or isinstance(reps, bool) or not 1 <= reps <= 100:
+        raise InputError(where, "reps", "expected an integer 1..100")
+    timeout = raw.get("timeout_s", 900)
+    if not isinstance(timeout, int | float) or not 1 <= timeout <= 7200:
+        raise InputError(where, "timeout_s", "expected seconds 1..7200")
+    sim = raw.get("simulate_command")
+    return Matrix(
+        workloads=_strings(raw, "workloads", where),
+        bandwidths=_strings(raw, "bandwidths", where),
+        policies=policies,
+        reps=reps,
+        command=_strings(raw, "command", where),
+        simulate_command=_strings(raw, "simulate_command", where) if sim is not None else None,
+        timeout_s=float(timeout),
+    )
+
+
+def _argv(template: tuple[str, ...], cell: Cell, out: Path) -> list[str]:
+    subst = {
+        "workload": cell.workload,
+        "bandwidth": cell.bandwidth,
+        "policy": cell.policy,
+        "rep": str(cell.rep),
+        "out": str(out),
+    }
+    return [part.format(**subst) for part in template]
+
+
+def run_cell(template: tuple[str, ...], cell: Cell, out: Path, timeout_s: float) -> bool:
+    """Run one cell; True when it wrote a result file. Progress goes to stderr."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = _argv(template, cell, out)
+    t0 = time.monotonic()
+    print(f"nightly: {cell.slug}: {' '.join(argv)}", file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.run(argv, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        print(f"nightly: {cell.slug}: timed out after {timeout_s:.0f}s", file=sys.stderr)
+        return False
+    except OSError as exc:
+        print(f"nightly: {cell.slug}: cannot run {argv[0]}: {exc}", file=sys.stderr)
+        return False
+    ok = proc.returncode == 0 and out.exists()
+    print(
+        f"nightly: {cell.slug}: rc={proc.returncode} in {time.monotonic() - t0:.1f}s"
+        + ("" if ok else " (no result)"),
+        file=sys.stderr,
+        flush=True,
+    )
+    return ok

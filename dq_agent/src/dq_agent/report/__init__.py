@@ -1,0 +1,1 @@
+"""Static HTML report with matplotlib plots, readable without Grafana."""

@@ -1,0 +1,108 @@
+"""dq-nightly CLI on doctored histories: exit codes, named metric, report with images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from monitoring_synth import history, result
+
+from dq_agent.nightly.history import append, load
+
+TONIGHT = "2026-11-09T02:00Z"
+
+
+def _nightly(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dq_agent.nightly", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _tonight(tmp: Path, dq_total_time: float) -> list[Path]:
+    files = []
+    for pol, tt, dt, ret in (
+        ("auto-converge", 40.0, 400.0, (0.5, 0.4)),
+        ("dirty-quota", dq_total_time, 250.0, (0.95, 0.65)),
+    ):
+        for rep in range(2):
+            p = tmp / "results" / f"{pol}-{rep}.json"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(
+                json.dumps(
+                    result(
+                        pol,
+                        total_time_s=tt * (1 + 0.02 * rep),
+                        downtime_ms=dt,
+                        retained=ret,
+                        run_id=f"{pol}-{rep}",
+                    )
+                )
+            )
+            files.append(p)
+    sim = tmp / "results" / "sim-dq.json"
+    sim.write_text(
+        json.dumps(result("dirty-quota", total_time_s=22.0, kind="simulated", run_id="sim-dq"))
+    )
+    return [*files, sim]
+
+
+def _setup(tmp: Path, dq_total_time: float) -> Path:
+    hist = tmp / "history.jsonl"
+    append(hist, history(8, noise=0.08, seed=11))
+    rc = _nightly(
+        "record",
+        "--history",
+        str(hist),
+        "--night",
+        TONIGHT,
+        *map(str, _tonight(tmp, dq_total_time)),
+    )
+    assert rc.returncode == 0, rc.stderr
+    return hist
+
+
+def test_healthy_night_passes_and_writes_report(tmp_path: Path) -> None:
+    hist = _setup(tmp_path, 25.0)
+    rc = _nightly("verdict", "--history", str(hist), "--report-dir", str(tmp_path / "report"))
+    assert rc.returncode == 0, rc.stderr
+    page = tmp_path / "report" / "index.html"
+    html = page.read_text()
+    assert "no regression" in html and "predicted (dq-sim)" in html
+    imgs = sorted((tmp_path / "report" / "img").glob("*.png"))
+    assert [p.name for p in imgs] == ["s0-policies.png", "s0-timeseries.png", "s0-trends.png"]
+    for p in imgs:
+        assert p.stat().st_size > 5000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'src="img/{p.name}"' in html
+    # raw results are linked and the links resolve
+    assert 'href="../results/dirty-quota-0.json"' in html
+    assert (page.parent / "../results/dirty-quota-0.json").resolve().exists()
+    recs = [r for r in load(hist) if r.night == TONIGHT]
+    assert len(recs) == 5 and all(r.environment["host_facts"]["cpus"] >= 1 for r in recs)
+    assert all(r.environment["git_commit"] for r in recs)
+
+
+def test_doctored_regression_fails_and_names_the_metric(tmp_path: Path) -> None:
+    hist = _setup(tmp_path, 45.0)  # dirty-quota took 45 s against a ~25 s baseline
+    rc = _nightly("verdict", "--history", str(hist), "--report-dir", str(tmp_path / "r"))
+    assert rc.returncode == 1
+    assert "REGRESSION: skewed/100mbit/dirty-quota total_time_s" in rc.stderr
+    assert "REGRESSION in 1 metric(s)" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_bad_result_is_one_line_exit_2_and_no_partial_history(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(result("none")))
+    bad = result("none")
+    del bad["link"]["rate_bps"]
+    badf = tmp_path / "bad.json"
+    badf.write_text(json.dumps(bad))
+    hist = tmp_path / "h.jsonl"
+    rc = _nightly("record", "--history", str(hist), str(good), str(badf))
+    assert rc.returncode == 2
+    assert rc.stderr.strip().count("\n") == 0 and "link.rate_bps" in rc.stderr
+    assert "Traceback" not in rc.stderr and not hist.exists()
