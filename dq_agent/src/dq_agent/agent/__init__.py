@@ -1,0 +1,1 @@
+"""dq-agent: finds migrating guests through libvirt, enforces dirty quotas, exports metrics."""

@@ -1,0 +1,275 @@
+"""The control loop: one pass over every outgoing migration per tick.
+
+Per tick and migration: read jobStats, feed the engine's throughput estimator; per link:
+add up the measured throughput, split it among that link's migrations by domain weight
+(engine `split_throughput`), turn each share into a whole-VM budget (engine
+`budget_pages`), and apply it through the domain's backend, which renews QEMU's deadline.
+All quota rules live in `dq_agent.engine`; this module only moves numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dq_agent.agent import backends, log
+from dq_agent.agent.backends import Availability, Backend, QuotaPlan, Reading
+from dq_agent.agent.config import Config
+from dq_agent.agent.hypervisor import DomainGone, Event, Hypervisor, HypervisorError
+from dq_agent.agent.jobstats import JobStats
+from dq_agent.agent.qmp import QmpError
+from dq_agent.engine import (
+    QuotaParams,
+    ThroughputEstimator,
+    TriggerState,
+    budget_pages,
+    split_throughput,
+)
+
+
+@dataclass
+class Migration:
+    """What the agent knows about one outgoing migration."""
+
+    domain: str
+    backend: Backend
+    probes: dict[str, Availability]
+    vcpus: int
+    link: str
+    weight: int
+    vcpu_weights: tuple[int, ...]
+    enabled: bool
+    estimator: ThroughputEstimator
+    trigger: TriggerState
+    stats: JobStats = field(default_factory=JobStats)
+    throughput_bps: float = 0.0
+    plan: QuotaPlan | None = None
+    reading: Reading | None = None
+    enforcing: bool = False
+    last_iteration: int = 0
+    last_processed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable copy for one scrape."""
+
+    migrations: tuple[Migration, ...]
+    errors: dict[str, int]
+    loop_count: int
+    loop_seconds_sum: float
+    last_loop_seconds: float
+    connected: bool
+    configured_backend: str
+
+
+class Controller:
+    def __init__(
+        self, cfg: Config, hv: Hypervisor, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.cfg = cfg
+        self.hv = hv
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._migrations: dict[str, Migration] = {}
+        self.errors: Counter[str] = Counter()
+        self.loop_count = 0
+        self.loop_seconds_sum = 0.0
+        self.last_loop_seconds = 0.0
+        self.connected = False
+
+    # -- membership -------------------------------------------------------------------
+    @property
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._migrations)
+
+    def error(self, kind: str, **fields: object) -> None:
+        with self._lock:
+            self.errors[kind] += 1
+        log.warning("error", kind=kind, **fields)
+
+    def adopt(self, domain: str, reason: str) -> None:
+        """Start controlling an outgoing migration (from an event or the start-up scan)."""
+        if domain in self._migrations:
+            return
+        policy = self.cfg.policy_for(domain)
+        try:
+            stats = self.hv.job_stats(domain)
+            if not stats.outgoing_migration:
+                return
+            vcpus = self.hv.vcpu_count(domain)
+            qmp = self.hv.qmp(domain)
+            if policy.enabled:
+                backend, probes = backends.choose(self.cfg.backend, qmp, self.cfg.interval_ms)
+            else:
+                backend, probes = backends.make("observe"), {}
+        except DomainGone:
+            return
+        except (HypervisorError, QmpError) as e:
+            self.error("adopt", domain=domain, detail=e)
+            return
+        weights = policy.vcpu_weights if len(policy.vcpu_weights) == vcpus else (1,) * vcpus
+        if policy.vcpu_weights and len(policy.vcpu_weights) != vcpus:
+            log.warning(
+                "vcpu_weights length differs from vCPU count; using equal weights",
+                domain=domain,
+                vcpus=vcpus,
+            )
+        m = Migration(
+            domain=domain,
+            backend=backend,
+            probes=probes,
+            vcpus=vcpus,
+            link=policy.link,
+            weight=policy.weight,
+            vcpu_weights=weights,
+            enabled=policy.enabled,
+            estimator=ThroughputEstimator(self.cfg.window),
+            trigger=TriggerState.initial(self.cfg.start_immediately),
+            stats=stats,
+        )
+        with self._lock:
+            self._migrations[domain] = m
+        why = "; ".join(f"{k}: {v.reason}" for k, v in probes.items() if not v.available)
+        log.info(
+            "migration adopted",
+            domain=domain,
+            reason=reason,
+            backend=backend.name,
+            vcpus=vcpus,
+            link=m.link,
+            opted_out=not policy.enabled,
+            unavailable=why,
+        )
+
+    def finish(self, domain: str, why: str) -> None:
+        """Stop controlling; release every throttle this agent set on the domain."""
+        with self._lock:
+            m = self._migrations.pop(domain, None)
+        if m is None:
+            return
+        self._release(m)
+        log.info(
+            "migration finished",
+            domain=domain,
+            why=why,
+            iterations=m.stats.memory_iteration,
+            transferred_bytes=m.stats.data_processed,
+        )
+
+    def _release(self, m: Migration) -> None:
+        if not m.enforcing:
+            return
+        try:
+            m.backend.release(self.hv.qmp(m.domain))
+        except DomainGone:
+            pass  # gone with its QEMU: nothing left to release
+        except (HypervisorError, QmpError) as e:
+            # QEMU ends throttling itself at migration end and at the deadline.
+            self.error("release", domain=m.domain, detail=e)
+        m.enforcing = False
+
+    def release_all(self, why: str) -> None:
+        for domain in self.active:
+            self.finish(domain, why)
+
+    def handle(self, ev: Event) -> None:
+        if ev.kind == "migrating":
+            self.adopt(ev.domain, ev.detail)
+        elif ev.kind == "ended":
+            self.finish(ev.domain, ev.detail)
+        elif ev.kind == "check" and ev.domain in self._migrations:
+            self._refresh(self._migrations[ev.domain], self.clock())
+
+    # -- one tick ---------------------------------------------------------------------
+    def _refresh(self, m: Migration, now: float) -> bool:
+        """Read jobStats; False (and finish) when the migration is over."""
+        try:
+            stats = self.hv.job_stats(m.domain)
+        except DomainGone:
+            self.finish(m.domain, "domain-gone")
+            return False
+        except HypervisorError as e:
+            self.error("jobstats", domain=m.domain, detail=e)
+            return True
+        if not stats.outgoing_migration:
+            self.finish(m.domain, "job-ended")
+            return False
+        if stats.memory_iteration > m.last_iteration and m.last_iteration > 0:
+            # A bitmap sync happened: give the engine's start/stop evidence one period.
+            sent = max(stats.data_processed - m.last_processed, 0)
+            dirtied = stats.dirty_rate_bps * self.cfg.tick_ms // 1000
+            m.trigger = m.trigger.on_sync(dirtied, sent)
+        if stats.memory_iteration != m.last_iteration:
+            m.last_iteration = stats.memory_iteration
+        m.last_processed = stats.data_processed
+        m.estimator = m.estimator.push(now, stats.data_processed)
+        m.throughput_bps = m.estimator.bytes_per_s or float(stats.memory_bps)
+        m.stats = stats
+        return True
+
+    def _plan(self, m: Migration, share_bps: float) -> QuotaPlan:
+        interval_s = self.cfg.interval_ms / 1000
+        budget = budget_pages(share_bps, interval_s, self.cfg.convergence_factor)
+        params = QuotaParams.for_budget(budget)
+        return QuotaPlan(
+            budget_pages=budget,
+            interval_ms=self.cfg.interval_ms,
+            deadline_ms=self.cfg.deadline_ms,
+            pool_cap_pages=self.cfg.pool_cap_budgets * budget,
+            burst_pages=params.burst_pages,
+            vcpu_weights=m.vcpu_weights,
+        )
+
+    def _enforce(self, m: Migration, plan: QuotaPlan) -> None:
+        qmp = self.hv.qmp(m.domain)
+        want = m.enabled and m.trigger.active and plan.budget_pages > 0
+        try:
+            if want:
+                m.backend.apply(qmp, plan)
+                m.enforcing = m.backend.name != "observe"
+                m.plan = plan
+            elif m.enforcing:
+                self._release(m)
+            m.reading = m.backend.read(qmp)
+        except DomainGone:
+            self.finish(m.domain, "domain-gone")
+        except QmpError as e:
+            self.error("qmp", domain=m.domain, command=e.command, detail=e.desc)
+
+    def tick(self) -> None:
+        start = time.perf_counter()
+        now = self.clock()
+        with self._lock:
+            current = list(self._migrations.values())
+        live = [m for m in current if self._refresh(m, now)]
+        by_link: dict[str, list[Migration]] = {}
+        for m in live:
+            by_link.setdefault(m.link, []).append(m)
+        for group in by_link.values():
+            # One link, one budget: what all its migrations measure, split by weight.
+            total = sum(m.throughput_bps for m in group)
+            shares = split_throughput(total, [m.weight for m in group])
+            for m, share in zip(group, shares, strict=True):
+                self._enforce(m, self._plan(m, share))
+        took = time.perf_counter() - start
+        with self._lock:
+            self.loop_count += 1
+            self.loop_seconds_sum += took
+            self.last_loop_seconds = took
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                migrations=tuple(self._migrations.values()),
+                errors=dict(self.errors),
+                loop_count=self.loop_count,
+                loop_seconds_sum=self.loop_seconds_sum,
+                last_loop_seconds=self.last_loop_seconds,
+                connected=self.connected,
+                configured_backend=self.cfg.backend,
+            )
