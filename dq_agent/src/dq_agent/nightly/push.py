@@ -124,3 +124,40 @@ def push_run(
         },
         timeout=timeout,
     )
+
+
+GUEST_JOB = "dqlab_guest"
+
+
+def push_guest_throughput(
+    gateway: str, domain: str, host: str, bytes_per_second: Sequence[float], timeout: float = 2.0
+) -> None:
+    """Live guest workload throughput per vCPU (the runner calls this while it reads dq-stress).
+
+    The agent cannot see inside the guest; the runner can, so it pushes what it reads.
+    """
+    reg = CollectorRegistry()
+    g = Gauge(
+        "dq_guest_workload_bytes_per_second",
+        "Guest workload throughput per vCPU",
+        ["vcpu"],
+        registry=reg,
+    )
+    for vcpu, value in enumerate(bytes_per_second):
+        g.labels(vcpu=str(vcpu)).set(value)
+    push_to_gateway(
+        gateway,
+        job=GUEST_JOB,
+        registry=reg,
+        grouping_key={"domain": domain, "host": host},
+        timeout=timeout,
+    )
+
+
+def clear_guest_throughput(gateway: str, domain: str, host: str, timeout: float = 2.0) -> None:
+    """Drop the group when the run ends so a finished guest does not look alive."""
+    from prometheus_client import delete_from_gateway
+
+    delete_from_gateway(
+        gateway, job=GUEST_JOB, grouping_key={"domain": domain, "host": host}, timeout=timeout
+    )
