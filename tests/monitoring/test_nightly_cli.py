@@ -106,3 +106,12 @@ def test_bad_result_is_one_line_exit_2_and_no_partial_history(tmp_path: Path) ->
     assert rc.returncode == 2
     assert rc.stderr.strip().count("\n") == 0 and "link.rate_bps" in rc.stderr
     assert "Traceback" not in rc.stderr and not hist.exists()
+
+
+def test_schema_violation_names_the_field(tmp_path: Path) -> None:
+    bad = result("none")
+    bad["summary"]["vcpus"][0]["runtime_pct"] = 140
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad))
+    rc = _nightly("record", "--history", str(tmp_path / "h.jsonl"), str(f))
+    assert rc.returncode == 2 and "summary.vcpus[0].runtime_pct" in rc.stderr, rc.stderr

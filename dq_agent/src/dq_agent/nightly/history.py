@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dq_agent.schema import problems as schema_problems
+
 FORMAT = "dqlab-history/1"
 
 # Environment fields that define "the same machine and software": a change in any of them
@@ -120,9 +122,11 @@ def metrics_of(summary: Mapping[str, Any], where: str) -> dict[str, float]:
     vcpus = _need(summary, "vcpus", where, "summary.vcpus")
     if not isinstance(vcpus, list):
         raise InputError(where, "summary.vcpus", "expected a list")
+    # null = not measured for that vCPU (schema allows it): left out, not counted as 0
     retained = [
-        _number(v.get("throughput_retained"), where, f"summary.vcpus[{i}].throughput_retained")
+        _number(v["throughput_retained"], where, f"summary.vcpus[{i}].throughput_retained")
         for i, v in enumerate(vcpus)
+        if v.get("throughput_retained") is not None
     ]
     out = {
         "converged": 1.0 if converged else 0.0,
@@ -153,10 +157,10 @@ def record_from_result(
 ) -> HistoryRecord:
     """Turn one run-result JSON (contracts §6) into a history record."""
     where = result_file
-    if result.get("schema") != "dqlab-run-result":
-        raise InputError(
-            where, "schema", f"expected 'dqlab-run-result', got {result.get('schema')!r}"
-        )
+    found = schema_problems(result)
+    if found:  # the engine's validator names the field: "summary.vcpus[0].vcpu: reason"
+        path, _, why = found[0].partition(": ")
+        raise InputError(where, path, why)
     scenario = _need(result, "scenario", where, "scenario")
     policy = _need(result, "policy", where, "policy")
     link = _need(result, "link", where, "link")
