@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,6 +161,10 @@ def record_from_result(
     found = schema_problems(result)
     if found:  # the engine's validator names the field: "summary.vcpus[0].vcpu: reason"
         path, _, why = found[0].partition(": ")
+        missing = re.fullmatch(r"'(\w+)' is a required property", why)
+        if missing:  # name the missing field itself, not its parent
+            path = missing.group(1) if path == "(document)" else f"{path}.{missing.group(1)}"
+            why = "missing"
         raise InputError(where, path, why)
     scenario = _need(result, "scenario", where, "scenario")
     policy = _need(result, "policy", where, "policy")
