@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import socket
 import threading
@@ -52,6 +53,8 @@ class Agent:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        # `kill -USR1` dumps every thread's stack to stderr: a hung libvirt call shows up.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(AgentCollector(self.controller.snapshot, self.host))
         try:
@@ -85,7 +88,7 @@ class Agent:
                     if not self._connect():
                         self.stop.wait(backoff)
                         backoff = min(backoff * 2, RECONNECT_MAX_S)
-                        self.notifier.watchdog()
+                        self.notifier.watchdog(time.monotonic())
                         continue
                     backoff = 0.5
                 # Idle: sleep until an event arrives. Migrating: wake every tick.
@@ -99,7 +102,7 @@ class Agent:
                     next_tick = time.monotonic() + tick_s
                 elif not self.controller.active:
                     next_tick = time.monotonic()
-                self.notifier.watchdog()
+                self.notifier.watchdog(time.monotonic())
         finally:
             self.notifier.stopping()
             self.controller.release_all("agent-stopping")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dq_agent.agent import log
-from dq_agent.agent.jobstats import JobStats
+from dq_agent.agent.jobstats import OPERATION_MIGRATION_OUT, JobStats
 from dq_agent.agent.qmp import Execute, QmpError, request, unwrap
 
 
@@ -70,6 +70,8 @@ def start_event_loop() -> None:
         if _loop_running:
             return
         libvirt.virEventRegisterDefaultImpl()
+        # libvirt prints every error to stderr by default; we log the ones that matter.
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
         def run() -> None:
             while True:
@@ -175,7 +177,7 @@ class LibvirtHypervisor:
                 stats = JobStats.from_libvirt(dom.jobStats())
             except libvirt.libvirtError:
                 continue
-            if stats.active and stats.operation == 3:
+            if stats.active and stats.operation == OPERATION_MIGRATION_OUT:
                 found.append(dom.name())
         return found
 

@@ -19,6 +19,7 @@ class Notifier:
         ours = not pid or pid == str(os.getpid())
         # Ping at half the watchdog period, as sd_watchdog_enabled(3) recommends.
         self.watchdog_interval_s = int(usec) / 2e6 if usec.isdigit() and ours else 0.0
+        self._last_ping = float("-inf")
 
     @property
     def enabled(self) -> bool:
@@ -29,7 +30,8 @@ class Notifier:
             return False
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             try:
-                s.sendto("\n".join(fields).encode(), self._addr)
+                # Never block the control loop on a busy service manager: drop instead.
+                s.sendto("\n".join(fields).encode(), socket.MSG_DONTWAIT, self._addr)
             except OSError:
                 return False
         return True
@@ -37,7 +39,11 @@ class Notifier:
     def ready(self, status: str) -> bool:
         return self.notify("READY=1", f"STATUS={status}")
 
-    def watchdog(self) -> bool:
+    def watchdog(self, now: float) -> bool:
+        """Ping at most every half watchdog period (callers may call it every loop)."""
+        if not self.watchdog_interval_s or now - self._last_ping < self.watchdog_interval_s:
+            return False
+        self._last_ping = now
         return self.notify("WATCHDOG=1")
 
     def stopping(self) -> bool:

@@ -1,0 +1,157 @@
+"""Full path: real libvirtd x2, a real TCG guest, a libvirt live migration, the real agent
+noticing it by itself, and a real Prometheus scraping the agent.
+
+- `observe` on the host's QEMU 10: runs everywhere; the guest's working set is small
+  enough to converge unthrottled; asserts discovery, migration metrics and Prometheus.
+- `dirty-quota` on the patched QEMU (tools/build-qemu.sh): the guest rewrites 32 MiB,
+  which cannot converge over the 40 Mbit link unthrottled; the agent enforces through
+  the dirty-quota backend, the migration converges, and Prometheus has every metric.
+  It writes the enforcement trace to $DQ_CACHE/agent-tests/trace-dirty-quota.tsv.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_proc import AgentProcess, free_port, samples, scrape, value, write_config
+from conftest import require
+from dirtier_guest import write as write_guest
+from lab_fixtures import AGENT_CACHE, HOST_QEMU, Migration, patched_qemu
+from libvirt_lab import LibvirtLab, domain_xml
+from prom import PROMETHEUS, Prometheus
+
+from dq_agent.agent.metrics import FAMILIES, exposed_name
+
+pytestmark = pytest.mark.slow
+LINK_MBIT = 40
+# Families a backend cannot fill: per-vCPU dirty rate exists only for dirty-limit.
+NOT_FROM_DIRTY_QUOTA = {"dq_vcpu_dirty_rate_bytes_per_second"}
+PER_VCPU = {f for f in FAMILIES if f.startswith("dq_vcpu_")}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LibvirtLab]:
+    require(Path("/usr/sbin/libvirtd").exists(), "libvirtd missing (tools/deps/apt-agent.txt)")
+    require(Path(PROMETHEUS).exists(), "prometheus missing (tools/deps/apt-agent.txt)")
+    root = tmp_path_factory.mktemp("lab")
+    with LibvirtLab(root, LINK_MBIT, caps_cache=AGENT_CACHE / "libvirt-cache") as lab:
+        yield lab
+
+
+def _run(
+    lab: LibvirtLab,
+    tmp: Path,
+    emulator: Path,
+    backend: str,
+    working_set_mib: int,
+    fill_mib: int,
+    name: str,
+    trace: Path | None,
+) -> tuple[Migration, AgentProcess, str, list[str]]:
+    import libvirt
+
+    src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
+    kernel = write_guest(tmp / f"{name}.bin", working_set_mib, fill_mib)
+    dom = src.createXML(domain_xml(name, kernel, str(emulator), memory_mib=128, vcpus=2), 0)
+    agent_port, prom_port = free_port(), free_port()
+    cfg = write_config(tmp / f"{name}.toml", lab.src.uri, agent_port, backend)
+    agent = AgentProcess(cfg, tmp, name)
+    prom = Prometheus(tmp, prom_port, [f"127.0.0.1:{agent_port}"])
+    rows: list[str] = []
+    try:
+        agent.wait_ready()
+        prom.wait_ready()
+        time.sleep(1.0)  # let the guest dirty its working set before we start
+        mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
+        t0 = time.monotonic()
+        while not mig.done.wait(0.5) and time.monotonic() - t0 < 150:
+            rows += _trace_rows(scrape(agent_port), time.monotonic() - t0, name)
+        ok = mig.wait(1.0)
+        assert ok, f"migration failed: {mig.error}\n{agent.log()[-3000:]}"
+        time.sleep(2.5)  # two more Prometheus scrapes after the end
+        missing = [exposed_name(f) for f in FAMILIES if prom.series_count(exposed_name(f)) == 0]
+        if trace is not None:
+            trace.parent.mkdir(parents=True, exist_ok=True)
+            trace.write_text("\n".join([TRACE_HEADER, *rows]) + "\n")
+        return mig, agent, agent.log(), missing
+    finally:
+        prom.stop()
+        agent.stop()
+        for c in (src, dst):
+            for d in c.listAllDomains():
+                if d.name() == name and d.isActive():
+                    d.destroy()
+
+
+TRACE_HEADER = "\t".join(
+    [
+        "t_s",
+        "iteration",
+        "remaining_bytes",
+        "budget_pages",
+        "throttle",
+        "vcpu",
+        "quota_pages",
+        "dirtied_pages_total",
+        "sleep_seconds_total",
+        "exhausted_total",
+    ]
+)
+
+
+def _trace_rows(text: str, t: float, domain: str) -> list[str]:
+    it = value(text, "dq_migration_iteration", domain=domain)
+    if it is None:
+        return []
+    rem = value(text, "dq_migration_remaining_bytes", domain=domain)
+    budget = value(text, "dq_migration_budget_pages", domain=domain)
+    thr = value(text, "dq_migration_throttle_enabled", domain=domain)
+    vcpus = sorted({lab["vcpu"] for n, lab, _ in samples(text) if "vcpu" in lab})
+    base = f"{t:.1f}\t{it:.0f}\t{rem:.0f}\t{budget:.0f}\t{thr:.0f}"
+    if not vcpus:
+        return [base + "\t-\t-\t-\t-\t-"]
+    out = []
+    for v in vcpus:
+
+        def g(n: str, v: str = v) -> str:
+            x = value(text, n, domain=domain, vcpu=v)
+            return "-" if x is None else f"{x:g}"
+
+        out.append(
+            f"{base}\t{v}\t{g('dq_vcpu_quota_pages')}\t{g('dq_vcpu_dirtied_pages_total')}"
+            f"\t{g('dq_vcpu_throttle_sleep_seconds_total')}\t{g('dq_vcpu_quota_exhausted_total')}"
+        )
+    return out
+
+
+def test_observe_backend_host_qemu(lab: LibvirtLab, tmp_path: Path) -> None:
+    """Stock QEMU: the agent finds the migration by itself and exports it; no throttle."""
+    name = f"dqag-obs-{lab.suffix}"
+    mig, _agent, log, missing = _run(lab, tmp_path, HOST_QEMU, "auto", 1, 24, name, None)
+    assert re.search(rf"msg=\"migration adopted\" domain={name} .*backend=observe", log), log
+    # auto probed dirty-quota and said why it cannot work on the stock QEMU.
+    assert "not the patched QEMU" in log
+    assert re.search(rf"msg=\"migration finished\" domain={name}", log), log
+    expected_missing = {exposed_name(f) for f in PER_VCPU}  # observe reads no vCPU figures
+    assert set(missing) <= expected_missing, f"no series in Prometheus for {missing}"
+    print(f"observe migration took {mig.seconds:.1f}s")
+
+
+def test_dirty_quota_enforced_and_converges(lab: LibvirtLab, tmp_path: Path) -> None:
+    qemu = patched_qemu()
+    require(qemu is not None, "patched QEMU not built yet (tools/build-qemu.sh)")
+    assert qemu is not None
+    name = f"dqag-dq-{lab.suffix}"
+    trace = AGENT_CACHE / "trace-dirty-quota.tsv"
+    mig, _agent, log, missing = _run(lab, tmp_path, qemu, "dirty-quota", 32, 0, name, trace)
+    assert re.search(rf"msg=\"migration adopted\" domain={name} .*backend=dirty-quota", log), log
+    rows = [r.split("\t") for r in trace.read_text().splitlines()[1:]]
+    assert any(r[4] == "1" for r in rows), "the agent never had a throttle in force"
+    assert any(r[8] not in ("-", "0") for r in rows), "no vCPU ever slept on its quota"
+    expected = {exposed_name(f) for f in set(FAMILIES) - NOT_FROM_DIRTY_QUOTA}
+    assert not (set(missing) & expected), f"no series in Prometheus for {missing}"
+    print(f"dirty-quota migration converged in {mig.seconds:.1f}s; trace: {trace}")
