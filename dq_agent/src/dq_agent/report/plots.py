@@ -75,6 +75,8 @@ def migration_timeseries(runs: Mapping[str, Mapping[str, Any]], title: str, path
         rate = run.get("link", {}).get("rate_bps")
         if rate:
             ax2.axhline(rate / 1e6, color="#1f77b4", ls="--", lw=1)
+        top = max([rate / 1e6 if rate else 0.0] + [p.get("mbps", 0.0) or 0.0 for p in prog])
+        ax2.set_ylim(0, 1.1 * top if top > 0 else 1)  # from zero: shows how full the link is
         ax2.set_ylabel("Mbit/s (-- tc limit)", fontsize=8)
         # iteration markers: a thin line where the pass number changes
         last = None

@@ -1,0 +1,89 @@
+"""The monitoring roles under real ansible-playbook on localhost (no services started)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from conftest import require
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _play(tmp: Path, role: str, extra: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    (tmp / "play.yml").write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": f"test {role}",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "roles": [{"role": str(REPO / "roles" / role)}],
+                }
+            ]
+        )
+    )
+    (tmp / "vars.json").write_text(json.dumps(extra))
+    env = dict(
+        os.environ,
+        ANSIBLE_LOCAL_TEMP=str(tmp / "atmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_STDOUT_CALLBACK="default",
+    )
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(tmp / "play.yml"),
+            "-e",
+            f"@{tmp / 'vars.json'}",
+            "-e",
+            "ansible_python_interpreter=python3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+
+
+def test_grafana_local_lab_renders_provisioning_only_and_says_so(tmp_path: Path) -> None:
+    require(shutil.which("ansible-playbook") is not None, "ansible-playbook not on PATH")
+    conf, dash = tmp_path / "grafana", tmp_path / "dashboards"
+    extra = {
+        "grafana_install": False,
+        "grafana_config_root": str(conf),
+        "grafana_dashboards_dir": str(dash),
+    }
+    out = _play(tmp_path, "grafana", extra)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "Grafana's server is not installed on this host" in out.stdout
+    ds = yaml.safe_load((conf / "provisioning/datasources/dqlab.yml").read_text())
+    prov = yaml.safe_load((conf / "provisioning/dashboards/dqlab.yml").read_text())
+    assert ds["apiVersion"] == 1 and ds["datasources"][0]["type"] == "prometheus"
+    assert prov["apiVersion"] == 1 and prov["providers"][0]["options"]["path"] == str(dash)
+    committed = sorted(p.name for p in (REPO / "dashboards").glob("*.json"))
+    assert sorted(p.name for p in dash.glob("*.json")) == committed
+    for name in committed:
+        assert (dash / name).read_text() == (REPO / "dashboards" / name).read_text()
+    assert not (conf / "dqlab-admin.env").exists()  # no secret file without a server
+    again = _play(tmp_path, "grafana", extra)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]
+
+
+def test_grafana_real_install_refuses_without_repo_key_and_password(tmp_path: Path) -> None:
+    require(shutil.which("ansible-playbook") is not None, "ansible-playbook not on PATH")
+    out = _play(
+        tmp_path, "grafana", {"grafana_install": True, "grafana_config_root": str(tmp_path / "g")}
+    )
+    assert out.returncode != 0
+    assert "set grafana_apt_repo_url, grafana_apt_key_url and" in out.stdout
+    assert not (tmp_path / "g").exists()  # stopped at preflight: nothing written
