@@ -17,7 +17,9 @@
  *   DQ TP cpu=C phase=K ops=<ops/s> mbps=<MB written/s> gt=<guest ms>
  *   DQ VERIFY id=I pages=P bad=B
  *   DQ BAD cpu=C page=X want=S got=S           (first few bad pages only)
- * Commands (one line each, on stdin):  verify <id>
+ *   DQ PFN cpu=C page=X pfn=N                  (guest-physical frame of an owned page, so
+ *                                               the host can corrupt it deliberately)
+ * Commands (one line each, on stdin):  verify <id> | pfn <cpu> <page>
  *
  * Integrity: every owned page carries {tag, seq, body derived from (tag, seq)}; the
  * thread keeps the seq it last wrote in a separate table. A page that is stale (an older
@@ -26,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -272,6 +275,22 @@ static void verify(long id)
 	atomic_store(&pause_req, 0);
 }
 
+/* Physical frame of page `page` of cpu's working set, 0 if unknown (pagemap needs root). */
+static uint64_t pfn_of(int cpu, uint64_t page)
+{
+	if (cpu < 0 || cpu >= nworkers || page >= workers[cpu].npages)
+		return 0;
+	uintptr_t va = (uintptr_t)(workers[cpu].mem + page * WORDS);
+	uint64_t ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &ent, sizeof ent, (off_t)(va / PAGE * 8)) != (ssize_t)sizeof ent)
+		ent = 0;
+	close(fd);
+	return (ent >> 63) ? (ent & ((1ull << 55) - 1)) : 0;
+}
+
 static void *commands(void *arg)
 {
 	(void)arg;
@@ -282,6 +301,11 @@ static void *commands(void *arg)
 			long id = strtol(line + 7, &end, 10);
 			if (end != line + 7 && id >= 0)
 				verify(id);
+		} else if (strncmp(line, "pfn ", 4) == 0) {
+			long cpu = strtol(line + 4, &end, 10);
+			unsigned long long page = strtoull(end, NULL, 10);
+			out("DQ PFN cpu=%ld page=%llu pfn=%llu\n", cpu, page,
+			    (unsigned long long)pfn_of((int)cpu, page));
 		}
 	}
 	return NULL;
@@ -418,6 +442,9 @@ int main(int argc, char **argv)
 			wk->seqtab = calloc(wk->npages, sizeof(uint64_t));
 			if (wk->mem == MAP_FAILED || !wk->seqtab)
 				fatal("ws", "out of memory");
+			/* keep frames fixed (PFN reports stay true): no THP collapse, no reclaim */
+			madvise(wk->mem, wk->npages * PAGE, MADV_NOHUGEPAGE);
+			mlock(wk->mem, wk->npages * PAGE);
 			for (uint64_t p = 0; p < wk->npages; p++)
 				stamp(wk, p);
 		}
