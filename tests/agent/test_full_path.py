@@ -11,7 +11,9 @@ noticing it by itself, and a real Prometheus scraping the agent.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +157,102 @@ def test_dirty_quota_enforced_and_converges(lab: LibvirtLab, tmp_path: Path) -> 
     expected = {exposed_name(f) for f in set(FAMILIES) - NOT_FROM_DIRTY_QUOTA}
     assert not (set(missing) & expected), f"no series in Prometheus for {missing}"
     print(f"dirty-quota migration converged in {mig.seconds:.1f}s; trace: {trace}")
+
+
+def _query_dirty_quota(dom: object) -> dict[str, object]:
+    import json
+
+    import libvirt_qemu
+
+    reply = json.loads(libvirt_qemu.qemuMonitorCommand(dom, '{"execute":"query-dirty-quota"}', 0))
+    return dict(reply["return"])
+
+
+def _wait_metric(port: int, name: str, want: float, timeout_s: float, **labels: str) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if value(scrape(port), name, **labels) == want:
+                return time.monotonic()
+        time.sleep(0.2)
+    raise AssertionError(f"{name}{labels} never became {want} in {timeout_s}s")
+
+
+def test_hard_kill_guest_unthrottled_within_deadline_and_restart_resumes(
+    lab: LibvirtLab, tmp_path: Path
+) -> None:
+    """SIGKILL the agent mid-migration: QEMU's deadline unthrottles the guest by itself;
+    a restarted agent finds the running migration (no event replays it) and enforces again."""
+    import libvirt
+
+    qemu = patched_qemu()
+    require(qemu is not None, "patched QEMU not built yet (tools/build-qemu.sh)")
+    assert qemu is not None
+    deadline_ms = 1000
+    name = f"dqag-kill-{lab.suffix}"
+    src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
+    kernel = write_guest(tmp_path / "g.bin", 32)
+    dom = src.createXML(domain_xml(name, kernel, str(qemu), memory_mib=128, vcpus=2), 0)
+    port = free_port()
+    cfg = write_config(
+        tmp_path / "a.toml", lab.src.uri, port, "dirty-quota", deadline_ms=deadline_ms
+    )
+    agent = AgentProcess(cfg, tmp_path, "first")
+    second: AgentProcess | None = None
+    third: AgentProcess | None = None
+    mig: Migration | None = None
+    try:
+        agent.wait_ready()
+        time.sleep(1.0)
+        mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
+        _wait_metric(port, "dq_migration_throttle_enabled", 1, 60, domain=name)
+        q = _query_dirty_quota(dom)
+        assert q["enabled"] is True, q
+        agent.kill()
+        t_kill = time.monotonic()
+        agent.stop()
+        t_off = None
+        while time.monotonic() - t_kill < deadline_ms / 1000 + 5:
+            if _query_dirty_quota(dom)["enabled"] is False:
+                t_off = time.monotonic()
+                break
+            time.sleep(0.05)
+        assert t_off is not None, "guest still throttled long after the deadline"
+        unthrottled_after = t_off - t_kill
+        # The deadline counts from the last renewal (<= one tick before the kill).
+        assert unthrottled_after <= deadline_ms / 1000 + 1.0, unthrottled_after
+        assert not mig.done.is_set(), "migration ended before the restart could be tested"
+
+        # The restarted agent runs with a long deadline, so that a release we see at once
+        # after its SIGTERM is its own doing, not QEMU's deadline.
+        cfg_long = write_config(
+            tmp_path / "b.toml", lab.src.uri, port, "dirty-quota", deadline_ms=10000
+        )
+        second = AgentProcess(cfg_long, tmp_path, "second")
+        second.wait_ready()
+        _wait_metric(port, "dq_migration_throttle_enabled", 1, 30, domain=name)
+        assert re.search(
+            rf"msg=\"migration adopted\" domain={name} reason=found-at-connect", second.log()
+        ), second.log()
+        assert _query_dirty_quota(dom)["enabled"] is True
+        assert second.stop(signal.SIGTERM) == 0
+        released = _query_dirty_quota(dom)
+        assert released["enabled"] is False, f"SIGTERM left the guest throttled: {released}"
+
+        third = AgentProcess(cfg, tmp_path, "third")
+        third.wait_ready()
+        assert mig.wait(150), f"migration did not converge after restart: {mig.error}"
+        print(
+            f"unthrottled {unthrottled_after:.2f}s after SIGKILL (deadline {deadline_ms} ms); "
+            f"migration converged after restart in {mig.seconds:.1f}s total"
+        )
+    finally:
+        if mig is not None and not mig.done.is_set():
+            mig.wait(0)
+        for a in (agent, second, third):
+            if a is not None:
+                a.stop()
+        for c in (src, dst):
+            for d in c.listAllDomains():
+                if d.name() == name and d.isActive():
+                    d.destroy()

@@ -25,10 +25,18 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 def _play(tmp: Path, extra: dict[str, object]) -> subprocess.CompletedProcess[str]:
     require(Path(ANSIBLE_PLAYBOOK).exists(), "ansible-playbook missing from the venv")
-    (tmp / "play.yml").write_text(json.dumps([{
-        "name": "dq_agent role test", "hosts": "localhost", "gather_facts": False,
-        "roles": [{"role": str(REPO / "roles" / "dq_agent")}],
-    }]))
+    (tmp / "play.yml").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "dq_agent role test",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "roles": [{"role": str(REPO / "roles" / "dq_agent")}],
+                }
+            ]
+        )
+    )
     vars_ = {
         "dq_agent_bin": DQ_AGENT,
         "dq_agent_config_path": str(tmp / "etc" / "agent.toml"),
@@ -37,20 +45,46 @@ def _play(tmp: Path, extra: dict[str, object]) -> subprocess.CompletedProcess[st
         **extra,
     }
     (tmp / "vars.json").write_text(json.dumps(vars_))
-    env = dict(os.environ, ANSIBLE_LOCAL_TEMP=str(tmp / "atmp"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_RETRY_FILES_ENABLED="0", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        ANSIBLE_LOCAL_TEMP=str(tmp / "atmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "--tags",
-         "dq_agent_preflight,dq_agent_configure", str(tmp / "play.yml"),
-         "-e", f"@{tmp / 'vars.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],
-        capture_output=True, text=True, timeout=180, env=env,
+        [
+            ANSIBLE_PLAYBOOK,
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "--tags",
+            "dq_agent_preflight,dq_agent_configure",
+            str(tmp / "play.yml"),
+            "-e",
+            f"@{tmp / 'vars.json'}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
     )
 
 
 def test_renders_valid_config_and_unit(tmp_path: Path) -> None:
-    r = _play(tmp_path, {"dq_agent_backend": "dirty-quota", "dq_agent_domains": {
-        "web": {"weight": 3, "vcpu_weights": [2, 1], "link": "uplink"},
-        "batch": {"enabled": False}}})
+    r = _play(
+        tmp_path,
+        {
+            "dq_agent_backend": "dirty-quota",
+            "dq_agent_domains": {
+                "web": {"weight": 3, "vcpu_weights": [2, 1], "link": "uplink"},
+                "batch": {"enabled": False},
+            },
+        },
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     cfg = load(tmp_path / "etc" / "agent.toml")
     assert cfg.backend == "dirty-quota" and cfg.policy_for("web").vcpu_weights == (2, 1)
@@ -58,9 +92,16 @@ def test_renders_valid_config_and_unit(tmp_path: Path) -> None:
     unit = (tmp_path / "etc" / "dq-agent.service").read_text()
     assert "Type=notify" in unit and "WatchdogSec=10s" in unit and "Restart=on-failure" in unit
     assert (tmp_path / "etc" / "agent.toml").stat().st_mode & 0o777 == 0o644
-    again = _play(tmp_path, {"dq_agent_backend": "dirty-quota", "dq_agent_domains": {
-        "web": {"weight": 3, "vcpu_weights": [2, 1], "link": "uplink"},
-        "batch": {"enabled": False}}})
+    again = _play(
+        tmp_path,
+        {
+            "dq_agent_backend": "dirty-quota",
+            "dq_agent_domains": {
+                "web": {"weight": 3, "vcpu_weights": [2, 1], "link": "uplink"},
+                "batch": {"enabled": False},
+            },
+        },
+    )
     assert "changed=0" in again.stdout, again.stdout  # idempotent
 
 
@@ -85,8 +126,9 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         ({"dq_agent_domains": {"web": {"weight": 0}}}, "domains.web.weight"),
     ],
 )
-def test_bad_inventory_refused_naming_the_field(tmp_path: Path, extra: dict[str, object],
-                                                message: str) -> None:
+def test_bad_inventory_refused_naming_the_field(
+    tmp_path: Path, extra: dict[str, object], message: str
+) -> None:
     r = _play(tmp_path, extra)
     assert r.returncode != 0
     assert message in r.stdout + r.stderr, r.stdout + r.stderr
