@@ -106,8 +106,8 @@ def stack(tmp: Path, agent_port: int) -> Iterator[Stack]:
     prom_port, push_port, node_port = free_port(), free_port(), free_port()
     textfile_dir = tmp / "textfile"
     rules_dir = tmp / "rules"
-    textfile_dir.mkdir()
-    rules_dir.mkdir()
+    textfile_dir.mkdir(parents=True)
+    rules_dir.mkdir(parents=True)
     inventory = {
         "groups": {"dq_sources": ["local"], "dq_destinations": [], "dq_monitors": []},
         "hostvars": {"local": {"dq_mgmt_address": "127.0.0.1"}},

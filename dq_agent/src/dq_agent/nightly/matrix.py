@@ -1,19 +1,19 @@
 """The scenario matrix: workloads x bandwidths x policies x repetitions, run one cell at a time.
 
 A matrix file (JSON) names the cells and *how* to run one, as an argv template, so the same
-job drives the local harness (`dq-harness`) or the lab runner without a second code path:
+job drives the local harness or the lab runner without a second code path:
 
     {"format": "dqlab-matrix/1",
      "workloads": ["skewed", "uniform"], "bandwidths": ["100mbit"],
      "policies": ["none", "auto-converge", "dirty-limit", "dirty-quota"], "reps": 3,
      "timeout_s": 600,
-     "command": ["dq-harness", "run", "--workload", "{workload}", "--bandwidth", "{bandwidth}",
-                 "--policy", "{policy}", "--out", "{out}"],
-     "simulate_command": ["dq-sim", "...", "--out", "{out}"]}      (optional)
+     "command": ["{python}", "-m", "dq_agent.nightly.harness_cell",
+                 "{workload}", "{policy}", "{bandwidth}", "{out}"],
+     "simulate_command": ["dq-sim", "...", "--json", "{out}"]}      (optional)
 
-Placeholders: {workload} {bandwidth} {policy} {rep} {out}. A cell that exits non-zero or
-writes no result is reported and skipped; it never stops the matrix (the verdict sees a
-missing run as missing data, not as a pass).
+Placeholders: {workload} {bandwidth} {policy} {rep} {out} {python} (this interpreter).
+A cell that exits non-zero or writes no result is reported and skipped; it never stops
+the matrix (the verdict sees a missing run as missing data, not as a pass).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Cell:
 
     @property
     def slug(self) -> str:
-        return f"{self.workload}_{self.bandwidth}_{self.policy}_r{self.rep}"
+        name = Path(self.workload).stem  # a workload may be a scenario file path
+        return f"{name}_{self.bandwidth}_{self.policy}_r{self.rep}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def load(path: Path) -> Matrix:
 
 def _argv(template: tuple[str, ...], cell: Cell, out: Path) -> list[str]:
     subst = {
+        "python": sys.executable,
         "workload": cell.workload,
         "bandwidth": cell.bandwidth,
         "policy": cell.policy,
