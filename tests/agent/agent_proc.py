@@ -6,12 +6,12 @@ WATCHDOG=1 exactly as the service manager would.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -56,6 +56,10 @@ class AgentProcess:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.notify_path))
         self.notices: list[str] = []
+        self._closing = threading.Event()
+        # Drain continuously, as systemd does: a full datagram queue would drop notices.
+        self._drain = threading.Thread(target=self._drain_loop, daemon=True)
+        self._drain.start()
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="2000000")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -67,12 +71,18 @@ class AgentProcess:
         # WATCHDOG_PID must name the agent itself, as systemd sets it.
         self.port = 0
 
-    def read_notices(self, timeout_s: float) -> list[str]:
-        self.sock.settimeout(timeout_s)
-        with contextlib.suppress(TimeoutError, BlockingIOError):
-            while True:
+    def _drain_loop(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._closing.is_set():
+            try:
                 self.notices.extend(self.sock.recv(4096).decode().splitlines())
-                self.sock.settimeout(0.01)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def read_notices(self, timeout_s: float) -> list[str]:
+        time.sleep(timeout_s)
         return self.notices
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
@@ -98,7 +108,10 @@ class AgentProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait(5)
+        time.sleep(0.05)  # let the drain thread take the last notices
         self._log.close()
+        self._closing.set()
+        self._drain.join(2)
         self.sock.close()
         self.notify_path.unlink(missing_ok=True)
         return rc

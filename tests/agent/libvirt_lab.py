@@ -162,7 +162,7 @@ class LibvirtLab:
         }
         for d in dirs:
             (h.root / d).mkdir(parents=True, exist_ok=True)
-        if self.caps_cache is not None:
+        if self.caps_cache is not None and not (h.root / "cache").is_symlink():
             (self.caps_cache / h.name).mkdir(parents=True, exist_ok=True)
             (h.root / "cache").rmdir()
             (h.root / "cache").symlink_to(self.caps_cache / h.name)
@@ -213,6 +213,15 @@ class LibvirtLab:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"libvirtd {h.name} not up after {timeout_s}s")
+
+    def restart_daemon(self, h: Host) -> None:
+        """Kill one libvirtd (its QEMUs keep running) and start it again on the same state."""
+        if h.proc is not None and h.proc.poll() is None:
+            os.killpg(h.proc.pid, 9)
+            h.proc.wait(10)
+        (h.root / "run" / "libvirt-sock").unlink(missing_ok=True)
+        self._daemon(h)
+        self._wait_socket(h)
 
     # -- teardown ---------------------------------------------------------------------
     def close(self) -> None:

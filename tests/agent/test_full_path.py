@@ -82,7 +82,7 @@ def _run(
         return mig, agent, agent.log(), missing
     finally:
         prom.stop()
-        agent.stop()
+        assert agent.stop() == 0, "SIGTERM must end the agent cleanly"
         for c in (src, dst):
             for d in c.listAllDomains():
                 if d.name() == name and d.isActive():
@@ -138,6 +138,8 @@ def test_observe_backend_host_qemu(lab: LibvirtLab, tmp_path: Path) -> None:
     # auto probed dirty-quota and said why it cannot work on the stock QEMU.
     assert "not the patched QEMU" in log
     assert re.search(rf"msg=\"migration finished\" domain={name}", log), log
+    # systemd protocol: READY once, then watchdog pings, STOPPING on SIGTERM.
+    assert {"READY=1", "WATCHDOG=1", "STOPPING=1"} <= set(_agent.notices), _agent.notices
     expected_missing = {exposed_name(f) for f in PER_VCPU}  # observe reads no vCPU figures
     assert set(missing) <= expected_missing, f"no series in Prometheus for {missing}"
     print(f"observe migration took {mig.seconds:.1f}s")
@@ -254,5 +256,39 @@ def test_hard_kill_guest_unthrottled_within_deadline_and_restart_resumes(
                 a.stop()
         for c in (src, dst):
             for d in c.listAllDomains():
+                if d.name() == name and d.isActive():
+                    d.destroy()
+
+
+def test_reconnects_after_libvirtd_restart(lab: LibvirtLab, tmp_path: Path) -> None:
+    """Kill the source libvirtd under the agent: the close callback marks the connection
+    lost, the agent reconnects, re-registers its events and still adopts migrations."""
+    import libvirt
+
+    port = free_port()
+    cfg = write_config(tmp_path / "r.toml", lab.src.uri, port, "observe")
+    agent = AgentProcess(cfg, tmp_path, "reconnect")
+    name = f"dqag-rc-{lab.suffix}"
+    src = dst = None
+    try:
+        agent.wait_ready()
+        _wait_metric(port, "dq_agent_libvirt_connected", 1, 10, host="testhost")
+        lab.restart_daemon(lab.src)
+        deadline = time.monotonic() + 30
+        while agent.log().count('msg="libvirt connected"') < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert agent.log().count('msg="libvirt connected"') >= 2, agent.log()
+        assert 'msg="libvirt connection closed"' in agent.log()
+        _wait_metric(port, "dq_agent_libvirt_connected", 1, 10, host="testhost")
+        src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
+        kernel = write_guest(tmp_path / "g.bin", 1, 8)
+        dom = src.createXML(domain_xml(name, kernel, str(HOST_QEMU), memory_mib=64), 0)
+        mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
+        assert mig.wait(90), mig.error
+        assert re.search(rf'msg="migration adopted" domain={name}', agent.log()), agent.log()
+    finally:
+        assert agent.stop() == 0
+        for c in (src, dst):
+            for d in c.listAllDomains() if c is not None else ():
                 if d.name() == name and d.isActive():
                     d.destroy()

@@ -4,9 +4,10 @@ Verified on KVM hosts only: the dirty ring cannot serve guests on the dev machin
 tests replay QMP transcripts with real QEMU's reply shapes (tests/agent/transcripts/).
 
 Each vCPU's share of the budget (the engine's `split_shares`) becomes a rate in MiB/s.
-Stock QEMU has no deadline: a SIGKILLed agent leaves the limits in place until a new agent
-starts (it cancels leftovers on every domain it adopts) or the migration ends and an
-operator runs cancel-vcpu-dirty-limit. docs/agent.md says so.
+Stock QEMU has no deadline: a SIGKILLed agent leaves the limits in place. A restarted agent
+adopts a still-running migration and takes the limits over (and cancels them at its end);
+after a migration that failed while no agent ran, an operator must run
+cancel-vcpu-dirty-limit. docs/agent.md says so.
 """
 
 from __future__ import annotations
