@@ -65,3 +65,20 @@ def test_plan_shared_link_gives_each_vm_its_budget() -> None:
     assert plans[0].throttled == (True, False)
     equal = plan_shared_link(640e6, vms)
     assert sum(equal[0].shares) == sum(equal[1].shares) == budget_pages(320e6)
+
+
+def test_quota_exhaustion_holds_throttling_on() -> None:
+    """A throttled guest whose dirtying is held just under 50% keeps the throttle while
+    some vCPU still exhausts its quota; without that flag the contract rule switches off."""
+    held = TriggerState(active=True)
+    plain = TriggerState(active=True)
+    for _ in range(5):
+        held = held.on_sync(49, 100, quota_exhausted=True)
+        plain = plain.on_sync(49, 100)
+    assert held.active
+    assert not plain.active
+    # exhaustion alone never starts throttling
+    idle = TriggerState()
+    for _ in range(5):
+        idle = idle.on_sync(10, 100, quota_exhausted=True)
+    assert not idle.active

@@ -1,0 +1,1 @@
+"""Pre-copy live-migration simulator (`dq-sim`): modelled guests, the same engine."""

@@ -1,0 +1,5 @@
+import sys
+
+from dq_agent.sim.cli import main
+
+sys.exit(main())
