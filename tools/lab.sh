@@ -6,6 +6,7 @@
 #                        apt cache daemon, mounts, host copies (idempotent; works after a
 #                        failed `up` because it looks for every name, not for state files)
 #   tools/lab.sh status  what is up
+# Each host gets CAP_NET_ADMIN for its own netns only (tc shaping on its migration NIC).
 # Network: bridge dqbr0 198.18.0.1/24 in the root namespace, one netns per host with a
 # veth to the bridge and no default route, so lab hosts reach only 198.18.0.0/24.
 # apt inside the hosts goes through apt-cacher-ng bound to 198.18.0.1:3142, whose backend
@@ -123,7 +124,7 @@ boot_machine() {
   local name=$1 dir=$LAB/machines/$1
   say "lab: booting $name (systemd-nspawn, netns $name)"
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -q -b -D "$dir" -M "$name" \
-    --register=no --keep-unit --console=read-only \
+    --register=no --keep-unit --console=read-only --capability=CAP_NET_ADMIN \
     --network-namespace-path="/run/netns/$name" \
     >"$LAB/$name.console.log" 2>&1 </dev/null 8>&- &
   echo $! >"$LAB/$name.pid"
@@ -181,6 +182,12 @@ write_inventory() {
   mv "$INVENTORY.tmp" "$INVENTORY"
 }
 
+# Cached facts of a previous lab describe other machines (machine-id, keys).
+forget_facts() {
+  local h
+  for h in "${HOSTS[@]}"; do rm -f "$DQ_CACHE/ansible/facts/$(name_of "$h")"; done
+}
+
 cmd_up() {
   local t0 rootfs h name addr pid
   t0=$(date +%s)
@@ -202,6 +209,7 @@ cmd_up() {
       continue
     fi
     make_machine "$name" "$rootfs"
+    forget_facts
     boot_machine "$name"
   done
   write_known_hosts
@@ -260,6 +268,7 @@ cmd_down() {
     umount "$NSPAWN_RUN"
   fi
   rm -f "$INVENTORY" "$KNOWN_HOSTS"
+  forget_facts
   say "lab: down"
 }
 
