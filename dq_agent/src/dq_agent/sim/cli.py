@@ -101,6 +101,18 @@ def _run_one(sc: Scenario, policy_name: str, cli: dict[str, dict[str, Any]]) -> 
     return run_result(sc, policy, simulate(sc, policy))
 
 
+def _check_runs(
+    scenarios: Sequence[Scenario], policies: Sequence[str], cli: dict[str, dict[str, Any]]
+) -> None:
+    """Build every policy once before running anything: no partial output on bad input."""
+    for sc in scenarios:
+        for p in policies:
+            try:
+                make_policy(p, len(sc.vcpus), _params_for(sc, p, cli))
+            except PolicyError as e:
+                raise PolicyError(f"--param {e}") from None
+
+
 def load_checked(name: str) -> Scenario:
     sc = load_scenario(name)
     check_policy_params(sc)
@@ -134,6 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sc = load_checked(args.scenario)
     cli = _overrides(args.param)
     policies = args.policy or list(POLICY_NAMES)
+    _check_runs([sc], policies, cli)
     docs = [_run_one(sc, p, cli) for p in policies]
     print(HEADER)
     for doc in docs:
@@ -153,6 +166,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     scenarios = [load_checked(n) for n in names]  # all validated before any run
     cli = _overrides(args.param)
     policies = args.policy or list(POLICY_NAMES)
+    _check_runs(scenarios, policies, cli)
     print(HEADER)
     for sc in scenarios:
         for p in policies:
