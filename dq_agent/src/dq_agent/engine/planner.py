@@ -58,8 +58,14 @@ def split_shares(budget: int, weights: Sequence[int]) -> tuple[int, ...]:
     """floor(budget*w/W), remainder +1 to the largest (budget*w) mod W, ties to lower index."""
     if budget < 0:
         raise ValueError("budget must be >= 0")
-    if not weights or any(w <= 0 for w in weights):
+    if not weights or min(weights) <= 0:
         raise ValueError("weights must be positive")
+    n = len(weights)
+    first = weights[0]
+    if weights.count(first) == n:
+        # Equal weights (the default): equal remainders, so the +1s go to the lowest indices.
+        base, rem = divmod(budget, n)
+        return tuple(base + 1 if i < rem else base for i in range(n))
     total = sum(weights)
     shares = [budget * w // total for w in weights]
     rem = budget - sum(shares)
@@ -84,7 +90,7 @@ def plan_interval(
     n = len(weights)
     if len(demands) != n:
         raise ValueError("demands and weights differ in length")
-    if any(d < 0 for d in demands) or pool < 0:
+    if (n and min(demands) < 0) or pool < 0:
         raise ValueError("demands and pool must be >= 0")
     if params.pool_cap_pages < 0 or params.burst_pages < 0:
         raise ValueError("pool cap and burst must be >= 0")
