@@ -94,6 +94,11 @@ class AgentProcess:
                 raise RuntimeError(f"agent exited {self.proc.returncode}: {self.log()[-2000:]}")
         raise RuntimeError(f"agent not READY after {timeout_s}s: {self.log()[-2000:]}")
 
+    def cpu_seconds(self) -> float:
+        """utime + stime of the agent process so far (from /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -28,6 +28,7 @@ class FakeGuest:
     t: float = 0.0
     sent: int = 0
     quota_calls: list[dict[str, Any]] = field(default_factory=list)
+    quota_times: list[float] = field(default_factory=list)
     cancels: int = 0
     enabled: bool = False
 
@@ -86,6 +87,7 @@ class FakeGuest:
             }
         if command == "set-dirty-quota":
             self.quota_calls.append(dict(arguments or {}))
+            self.quota_times.append(self.t)
             self.enabled = True
             return {"return": {}}
         if command == "cancel-dirty-quota":
@@ -104,6 +106,7 @@ class FakeHypervisor:
     def __init__(self, guests: list[FakeGuest]) -> None:
         self.guests = {g.name: g for g in guests}
         self.qmp_calls = 0
+        self.jobstats_calls = 0
 
     def advance(self, dt: float) -> None:
         for g in self.guests.values():
@@ -118,6 +121,7 @@ class FakeHypervisor:
         return [n for n, g in self.guests.items() if g.migrating]
 
     def job_stats(self, domain: str) -> JobStats:
+        self.jobstats_calls += 1
         return self._guest(domain).stats()
 
     def vcpu_count(self, domain: str) -> int:

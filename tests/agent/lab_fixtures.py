@@ -18,7 +18,10 @@ AGENT_CACHE = CACHE / "agent-tests"
 
 def patched_qemu() -> Path | None:
     """The patched QEMU binary from tools/build-qemu.sh, or None if not built yet."""
-    a = artifact("qemu")
+    try:
+        a = artifact("qemu")
+    except OSError:  # the build script exists but is not runnable (yet)
+        return None
     if a is None:
         return None
     roots = [a] if a.is_dir() else [a.parent, *sorted(a.parent.glob("*/"))]

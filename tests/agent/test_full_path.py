@@ -68,11 +68,15 @@ def _run(
         agent.wait_ready()
         prom.wait_ready()
         time.sleep(1.0)  # let the guest dirty its working set before we start
+        cpu0 = agent.cpu_seconds()
         mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
         t0 = time.monotonic()
         while not mig.done.wait(0.5) and time.monotonic() - t0 < 150:
             rows += _trace_rows(scrape(agent_port), time.monotonic() - t0, name)
         ok = mig.wait(1.0)
+        share = (agent.cpu_seconds() - cpu0) / max(time.monotonic() - t0, 1e-3)
+        # (includes serving the test's and Prometheus' scrapes)
+        print(f"\nreal agent CPU during the migration: {share * 100:.2f}% of one core")
         assert ok, f"migration failed: {mig.error}\n{agent.log()[-3000:]}"
         time.sleep(2.5)  # two more Prometheus scrapes after the end
         missing = [exposed_name(f) for f in FAMILIES if prom.series_count(exposed_name(f)) == 0]
@@ -292,3 +296,46 @@ def test_reconnects_after_libvirtd_restart(lab: LibvirtLab, tmp_path: Path) -> N
             for d in c.listAllDomains() if c is not None else ():
                 if d.name() == name and d.isActive():
                     d.destroy()
+
+
+def test_real_libvirt_call_cost(lab: LibvirtLab, tmp_path: Path) -> None:
+    """Reported: client CPU per jobStats and per QMP passthrough on the real daemon, to add
+    the RPC cost the FAKE-layer benchmark (test_overhead.py) leaves out."""
+    import json
+
+    import libvirt
+    import libvirt_qemu
+
+    src = libvirt.open(lab.src.uri)
+    name = f"dqag-cost-{lab.suffix}"
+    dom = src.createXML(
+        domain_xml(name, write_guest(tmp_path / "g.bin", 1), str(HOST_QEMU), memory_mib=64), 0
+    )
+    try:
+        n = 100
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            dom.jobStats()
+        c1, w1 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            libvirt_qemu.qemuMonitorCommand(dom, '{"execute":"query-status"}', 0)
+        c2, w2 = time.process_time(), time.perf_counter()
+    finally:
+        dom.destroy()
+    cost = {
+        "jobstats_cpu_s": (c1 - c0) / n,
+        "jobstats_wall_s": (w1 - w0) / n,
+        "qmp_cpu_s": (c2 - c1) / n,
+        "qmp_wall_s": (w2 - w1) / n,
+    }
+    per_tick_cpu = 8 * (cost["jobstats_cpu_s"] + 2 * cost["qmp_cpu_s"])
+    cost["rpc_share_8_guests_100ms"] = per_tick_cpu / 0.100
+    AGENT_CACHE.mkdir(parents=True, exist_ok=True)
+    (AGENT_CACHE / "libvirt-call-cost.json").write_text(json.dumps(cost, indent=1) + "\n")
+    print(
+        f"\nlibvirt RPC per call: jobStats {cost['jobstats_cpu_s'] * 1e6:.0f} us CPU "
+        f"({cost['jobstats_wall_s'] * 1e6:.0f} us wall), QMP {cost['qmp_cpu_s'] * 1e6:.0f} us CPU "
+        f"({cost['qmp_wall_s'] * 1e6:.0f} us wall); 8 guests x 3 calls @100 ms = "
+        f"{cost['rpc_share_8_guests_100ms'] * 100:.2f}% of one core"
+    )
+    assert cost["jobstats_wall_s"] > 0
