@@ -158,3 +158,38 @@ def test_compare_checks_params_before_printing(capsys: pytest.CaptureFixture[str
     assert main(["compare", "skewed", "--param", "auto-converge.cpu_throttle_initial=0"]) == 2
     cap = capsys.readouterr()
     assert cap.out == "" and "cpu_throttle_initial" in cap.err
+
+
+BAD_PARAMS = [
+    ("auto-converge.throttle_trigger_threshold", "0"),
+    ("auto-converge.cpu_throttle_initial", "100"),
+    ("auto-converge.cpu_throttle_increment", "0"),
+    ("auto-converge.max_cpu_throttle", "100"),
+    ("auto-converge.dirty_sync_timer_s", "-1"),
+    ("dirty-limit.throttle_trigger_threshold", "101"),
+    ("dirty-limit.vcpu_dirty_limit", "0"),
+    ("dirty-quota.interval_ms", "0"),
+    ("dirty-quota.convergence_factor", "1.5"),
+    ("dirty-quota.start_immediately", "1"),
+    ("dirty-quota.window_intervals", "0"),
+    ("dirty-quota.weights", "[1, 2]"),
+    ("dirty-quota.weights", "[0, 1, 1, 1]"),
+    ("dirty-quota.hold_while_exhausted", '"no"'),
+    ("none.anything", "1"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_PARAMS)
+def test_every_policy_parameter_is_checked(
+    capsys: pytest.CaptureFixture[str], key: str, value: str
+) -> None:
+    assert main(["run", "skewed", "--param", f"{key}={value}"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], cap.err
+
+
+def test_scenario_root_must_be_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = _run(tmp_path, [1, 2], capsys)
+    assert rc == 2 and out == "" and "(top level)" in err

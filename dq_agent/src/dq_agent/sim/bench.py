@@ -56,7 +56,9 @@ def main() -> int:
     total = bench_v10()
     med, p95 = bench_plan()
     print(f"v10 cases x {len(POLICY_NAMES)} policies (20 runs, one core): {total:.3f} s")
-    print(f"plan one interval, 64 VMs x 32 vCPUs: median {med * 1e3:.3f} ms, p95 {p95 * 1e3:.3f} ms")
+    print(
+        f"plan one interval, 64 VMs x 32 vCPUs: median {med * 1e3:.3f} ms, p95 {p95 * 1e3:.3f} ms"
+    )
     return 0
 
 

@@ -123,7 +123,7 @@ _CHANGE = {"at_s", "rate"}
 
 
 def _fail(field: str, why: str) -> ScenarioError:
-    return ScenarioError(f"{field}: {why}")
+    return ScenarioError(f"{field or '(top level)'}: {why}")
 
 
 def _table(raw: Any, field: str, allowed: set[str]) -> Mapping[str, Any]:
