@@ -31,6 +31,7 @@ GOOD: dict[str, Any] = {
         }
     ],
     "policies": {"dirty-quota": {"interval_ms": 10}},
+    "reference": {"source": "paper", "total_s": {"auto-converge": 60.4}},
 }
 
 
@@ -89,6 +90,11 @@ CASES = [
     (["policies", "dirty-quota", "start_immediately"], "yes", "start_immediately"),
     (["policies", "auto-converge"], {"max_cpu_throttle": 100}, "max_cpu_throttle"),
     (["policies", "warp"], {}, "policies.warp"),
+    (["reference"], [], "reference"),
+    (["reference", "source"], 1, "reference.source"),
+    (["reference", "year"], 2022, "reference.year"),
+    (["reference", "total_s", "auto-converge"], -1, "reference.total_s.auto-converge"),
+    (["reference", "total_s", "warp"], 5, "reference.total_s.warp"),
 ]
 
 

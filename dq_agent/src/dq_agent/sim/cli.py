@@ -84,6 +84,9 @@ def _params_for(sc: Scenario, policy: str, cli: dict[str, dict[str, Any]]) -> di
 def check_policy_params(sc: Scenario) -> None:
     """Every [policies.X] table of a scenario names a policy and valid parameters."""
     where = Path(sc.source).name if sc.source else sc.name
+    for name in sc.reference_total_s:
+        if name not in POLICY_NAMES:
+            raise ScenarioError(f"{where}: reference.total_s.{name}: unknown policy")
     for name, params in sc.policy_params.items():
         if name not in POLICY_NAMES:
             raise ScenarioError(f"{where}: policies.{name}: unknown policy")
@@ -121,7 +124,7 @@ def load_checked(name: str) -> Scenario:
 
 HEADER = (
     f"{'scenario':<22} {'policy':<14} {'conv':>4} {'total s':>9} {'downtime ms':>11} "
-    f"{'sent GB':>8} {'iters':>5} {'min vCPU %':>10} {'mean vCPU %':>11}"
+    f"{'sent GB':>8} {'iters':>5} {'min vCPU %':>10} {'mean vCPU %':>11} {'published s':>11}"
 )
 
 
@@ -129,11 +132,13 @@ def table_row(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     kept = [v["throughput_retained"] * 100 for v in s["vcpus"]]
     down = "-" if s["downtime_ms"] is None else f"{s['downtime_ms']:.0f}"
+    ref = doc["scenario"].get("reference", {}).get("total_s", {}).get(doc["policy"]["name"])
+    published = "-" if ref is None else f"{ref:.1f}"
     return (
         f"{doc['scenario']['name']:<22} {doc['policy']['name']:<14} "
         f"{'yes' if s['converged'] else 'NO':>4} {s['total_time_s']:>9.1f} {down:>11} "
         f"{s['bytes_sent'] / 1e9:>8.2f} {s['iterations']:>5} {min(kept):>10.2f} "
-        f"{sum(kept) / len(kept):>11.2f}"
+        f"{sum(kept) / len(kept):>11.2f} {published:>11}"
     )
 
 

@@ -10,7 +10,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,9 @@ class Scenario:
     bitmap_sync_ms_per_gib: float
     policy_params: Mapping[str, Mapping[str, Any]]
     source: str = ""
+    # published total times per policy, for orientation only (never used by the model)
+    reference_total_s: Mapping[str, float] = field(default_factory=dict)
+    reference_source: str = ""
 
     def link_at(self, t: float) -> float:
         rate = self.link_rate_bps
@@ -100,6 +103,7 @@ class Scenario:
                 for v in self.vcpus
             ],
             "source": self.source,
+            "reference": {"source": self.reference_source, "total_s": dict(self.reference_total_s)},
         }
 
 
@@ -115,7 +119,9 @@ _TOP = {
     "timeout_s",
     "bitmap_sync_ms_per_gib",
     "policies",
+    "reference",
 }
+_REFERENCE = {"source", "total_s"}
 _VCPU = {"rate", "write_share", "working_set", "pattern", "count", "ops_per_s", "phases"}
 _PHASE = {"at_s", "rate", "write_share", "working_set"}
 _LINK = {"rate", "changes"}
@@ -240,6 +246,16 @@ def _policies(raw: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _reference(raw: Any) -> tuple[dict[str, float], str]:
+    ref = _table(raw, "reference", _REFERENCE)
+    src = ref.get("source", "")
+    if not isinstance(src, str):
+        raise _fail("reference.source", "must be a string")
+    totals = _table(ref.get("total_s", {}), "reference.total_s", set(ref.get("total_s", {})))
+    out = {str(k): _number(v, f"reference.total_s.{k}", 0, lo_open=True) for k, v in totals.items()}
+    return out, src
+
+
 def scenario_from_mapping(raw: Any, source: str = "") -> Scenario:
     """Validate a parsed TOML/JSON document into a Scenario (ScenarioError on problems)."""
     top = _table(raw, "", _TOP)
@@ -270,6 +286,7 @@ def scenario_from_mapping(raw: Any, source: str = "") -> Scenario:
     timeout = _number(top.get("timeout_s", 600), "timeout_s", 0, 1e6, True)
     sync_cost = _number(top.get("bitmap_sync_ms_per_gib", 0.25), "bitmap_sync_ms_per_gib", 0, 1e4)
     policies = _policies(top.get("policies", {}))
+    ref_totals, ref_source = _reference(top.get("reference", {}))
     return Scenario(
         name=name,
         description=desc,
@@ -282,6 +299,8 @@ def scenario_from_mapping(raw: Any, source: str = "") -> Scenario:
         bitmap_sync_ms_per_gib=sync_cost,
         policy_params=policies,
         source=source,
+        reference_total_s=ref_totals,
+        reference_source=ref_source,
     )
 
 
