@@ -13,6 +13,8 @@ from typing import Any
 from conftest import CACHE, artifact
 
 HOST_QEMU = Path("/usr/bin/qemu-system-x86_64")
+# Debian's firmware locations (seabios, qemu-system-data), for the patched QEMU.
+FIRMWARE_DIRS = ("/usr/share/seabios", "/usr/share/qemu")
 AGENT_CACHE = CACHE / "agent-tests"
 
 

@@ -259,10 +259,15 @@ def domain_xml(
     vcpus: int = 2,
     cmdline: str = "",
     initrd: Path | None = None,
+    firmware_dirs: tuple[str, ...] = (),
 ) -> str:
+    """`firmware_dirs`: extra -L paths, for a QEMU built without Debian's firmware path
+    (the patched QEMU under $DQ_CACHE) that must still find SeaBIOS and option ROMs."""
     initrd_xml = f"<initrd>{initrd}</initrd>" if initrd else ""
+    args = "".join(f"<qemu:arg value='-L'/><qemu:arg value='{d}'/>" for d in firmware_dirs)
+    extra = f"<qemu:commandline>{args}</qemu:commandline>" if args else ""
     cmdline_xml = f"<cmdline>{cmdline}</cmdline>" if cmdline else ""
-    return f"""<domain type='qemu'>
+    return f"""<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
   <vcpu>{vcpus}</vcpu>
@@ -277,6 +282,7 @@ def domain_xml(
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
+  {extra}
 </domain>"""
 
 

@@ -22,7 +22,7 @@ import pytest
 from agent_proc import AgentProcess, free_port, samples, scrape, value, write_config
 from conftest import require
 from dirtier_guest import write as write_guest
-from lab_fixtures import AGENT_CACHE, HOST_QEMU, Migration, patched_qemu
+from lab_fixtures import AGENT_CACHE, FIRMWARE_DIRS, HOST_QEMU, Migration, patched_qemu
 from libvirt_lab import LibvirtLab, domain_xml
 from prom import PROMETHEUS, Prometheus
 
@@ -58,7 +58,10 @@ def _run(
 
     src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
     kernel = write_guest(tmp / f"{name}.bin", working_set_mib, fill_mib)
-    dom = src.createXML(domain_xml(name, kernel, str(emulator), memory_mib=128, vcpus=2), 0)
+    fw = () if emulator == HOST_QEMU else FIRMWARE_DIRS
+    dom = src.createXML(
+        domain_xml(name, kernel, str(emulator), memory_mib=128, vcpus=2, firmware_dirs=fw), 0
+    )
     agent_port, prom_port = free_port(), free_port()
     cfg = write_config(tmp / f"{name}.toml", lab.src.uri, agent_port, backend)
     agent = AgentProcess(cfg, tmp, name)
@@ -198,7 +201,10 @@ def test_hard_kill_guest_unthrottled_within_deadline_and_restart_resumes(
     name = f"dqag-kill-{lab.suffix}"
     src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
     kernel = write_guest(tmp_path / "g.bin", 32)
-    dom = src.createXML(domain_xml(name, kernel, str(qemu), memory_mib=128, vcpus=2), 0)
+    dom = src.createXML(
+        domain_xml(name, kernel, str(qemu), memory_mib=128, vcpus=2, firmware_dirs=FIRMWARE_DIRS),
+        0,
+    )
     port = free_port()
     cfg = write_config(
         tmp_path / "a.toml", lab.src.uri, port, "dirty-quota", deadline_ms=deadline_ms
