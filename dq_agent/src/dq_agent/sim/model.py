@@ -33,6 +33,9 @@ RATE_DRIFT = 0.05
 EPS = 1e-9
 T = TypeVar("T")
 MAX_RECORDS = 600
+# Every loop is bounded: no sane scenario needs this many chunks (the v10 512 GB case
+# takes under 1500); hitting it is a model bug, reported as such.
+MAX_STEPS = 2_000_000
 
 
 @dataclass
@@ -274,6 +277,8 @@ class _PreCopy:
         self._record(bw, None)
         while True:
             self.steps += 1
+            if self.steps > MAX_STEPS:
+                raise RuntimeError(f"dq-sim: {sc.name}: no progress after {MAX_STEPS} steps")
             bw = sc.link_at(self.t)
             self._load_profiles()
             view = RateView(
