@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -175,17 +176,17 @@ def qemu_binary_for(policy: str) -> str | None:
     """The patched QEMU for dirty-quota (cached build), the host's QEMU otherwise."""
     if policy != "dirty-quota":
         return "/usr/bin/qemu-system-x86_64"
-    env = os.environ.get("DQ_QEMU")
-    if env:
-        return env
-    from conftest import artifact
-
-    deb = artifact("qemu")
-    if deb is None:
+    if os.environ.get("DQ_QEMU"):
+        return os.environ["DQ_QEMU"]
+    tool = REPO / "tools" / "build-qemu.sh"
+    if not tool.exists():
         return None
-    for cand in sorted(deb.parent.glob("*/opt/dq-qemu/bin/qemu-system-x86_64")):
-        return str(cand)
-    return None
+    out = subprocess.run([str(tool), "--print-path"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None  # not built yet
+    tree = subprocess.run([str(tool), "--tree"], capture_output=True, text=True)
+    binary = Path(tree.stdout.strip().splitlines()[-1]) / "bin" / "qemu-system-x86_64"
+    return str(binary) if os.access(binary, os.X_OK) else None
 
 
 @dataclass
