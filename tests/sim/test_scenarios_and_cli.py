@@ -59,12 +59,19 @@ def test_param_override_reaches_the_policy(tmp_path: Path) -> None:
     assert fast["summary"]["total_time_s"] < slow["summary"]["total_time_s"]
 
 
-def test_console_script_bad_file_one_line_exit_2(tmp_path: Path) -> None:
+def test_console_script_is_declared() -> None:
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert eps.get("dq-sim") == "dq_agent.sim.cli:main"
+
+
+def test_bad_file_in_a_subprocess_one_line_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nram = "1 GiB"\n[link]\nrate = "fast"\n[[vcpus]]\nrate = 1\n')
-    exe = Path(sys.executable).with_name("dq-sim")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "dq_agent.sim"]
-    r = subprocess.run([*cmd, "run", str(bad)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dq_agent.sim", "run", str(bad)], capture_output=True, text=True
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "link.rate" in lines[0] and "Traceback" not in r.stderr
