@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.conftest import REPO
 from tests.qemu.series import build_replay
 
@@ -25,14 +24,20 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_replay(tmp_path_factory.mktemp("engine"))
 
 
-def run_interval(exe: Path, iv: dict[str, Any], pool: int, params: dict[str, int]) -> dict[str, Any]:
+def run_interval(
+    exe: Path, iv: dict[str, Any], pool: int, params: dict[str, int]
+) -> dict[str, Any]:
     n = len(iv["weights"])
     cap = iv.get("pool_cap_pages", params["pool_cap_pages"])
     burst = iv.get("burst_pages", params["burst_pages"])
     order = iv.get("order", list(range(n)))
     line = [n, iv["budget_pages"], pool, cap, burst, *iv["weights"], *iv["demands"], *order]
     out = subprocess.run(
-        [str(exe)], input=" ".join(map(str, line)) + "\n", capture_output=True, text=True, check=True
+        [str(exe)],
+        input=" ".join(map(str, line)) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     shares, draws, grants, thr, after = (part.split() for part in out.split("|"))
     return {
@@ -61,6 +66,8 @@ def test_c_planner_matches_vectors(replay: Path, path: Path) -> None:
 
 def test_replay_rejects_bad_input(replay: Path) -> None:
     """A malformed line is one clear error, exit 2: the replay cannot pass vacuously."""
-    r = subprocess.run([str(replay)], input="2 10 0 40 10 1 0 5 5 0 1\n", capture_output=True, text=True)
+    r = subprocess.run(
+        [str(replay)], input="2 10 0 40 10 1 0 5 5 0 1\n", capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "bad weight" in r.stderr

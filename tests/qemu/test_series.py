@@ -41,7 +41,9 @@ def test_patches_are_format_patch_with_subsystem_subjects() -> None:
 
 
 def test_series_applies_cleanly_to_pinned_source(tmp_path: Path) -> None:
-    require((TREE / ".git").is_dir(), f"pristine QEMU tree missing ({TREE}): run tools/build-qemu.sh")
+    require(
+        (TREE / ".git").is_dir(), f"pristine QEMU tree missing ({TREE}): run tools/build-qemu.sh"
+    )
     version = (CACHE / "qemu" / "tree.version").read_text().strip()
     assert version == pinned_version(), "the cached tree is not the pinned source version"
     env = dict(os.environ, GIT_INDEX_FILE=str(tmp_path / "index"))
