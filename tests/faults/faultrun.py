@@ -279,6 +279,15 @@ def table_row(r: FaultResult, recover_s: float | None, extra: str = "") -> dict[
     }
 
 
+ROWS: list[dict[str, Any]] = []  # this session's fault table
+
+
+def record_row(row: dict[str, Any]) -> Path:
+    """Add a row and rewrite the table, so even a partial session leaves its numbers."""
+    ROWS.append(row)
+    return write_table(ROWS)
+
+
 def write_table(rows: list[dict[str, Any]]) -> Path:
     TABLE_DIR.mkdir(parents=True, exist_ok=True)
     (TABLE_DIR / "fault-table.json").write_text(json.dumps(rows, indent=1) + "\n")

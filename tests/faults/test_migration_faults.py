@@ -8,7 +8,6 @@ namespace, nft table or tc change leaks. Each test adds a row to results/faults/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,24 +17,16 @@ from faultrun import (
     FaultResult,
     assert_fault_invariants,
     qemu_binary_for,
+    record_row,
     run_with_fault,
     table_row,
-    write_table,
 )
 
 from dq_agent.faults import bandwidth_collapse, kill_process, link_cut, packet_loss
 
 pytestmark = pytest.mark.slow
 
-ROWS: list[dict[str, Any]] = []
 _BASELINE: dict[str, FaultResult] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fault_table() -> Iterator[None]:
-    yield
-    if ROWS:
-        print("\nfault table:", write_table(ROWS))
 
 
 def _need(policy: str) -> None:
@@ -50,7 +41,7 @@ def baseline(policy: str) -> FaultResult:
     if policy not in _BASELINE:
         r = run_with_fault(policy, None)
         assert_fault_invariants(r)
-        ROWS.append(table_row(r, None, "no fault (reference)"))
+        record_row(table_row(r, None, "no fault (reference)"))
         _BASELINE[policy] = r
     return _BASELINE[policy]
 
@@ -95,7 +86,7 @@ def test_link_cut(policy: str) -> None:
     # Either it completed or it failed/was cancelled cleanly with the guest on the source.
     assert s["converged"] or s["alive_on"] == "source", s
     assert_fault_invariants(r)
-    ROWS.append(table_row(r, _progress_resumed_after(r), "recover = link up -> bytes flow"))
+    record_row(table_row(r, _progress_resumed_after(r), "recover = link up -> bytes flow"))
 
 
 def test_packet_loss_5pct_dirty_quota() -> None:
@@ -105,7 +96,7 @@ def test_packet_loss_5pct_dirty_quota() -> None:
     assert r.summary["converged"] or r.summary["alive_on"] == "source"
     assert_fault_invariants(r)
     ratio = r.summary["total_time_s"] / max(base.summary["total_time_s"], 0.1)
-    ROWS.append(table_row(r, None, f"duration vs no loss x{ratio:.2f}"))
+    record_row(table_row(r, None, f"duration vs no loss x{ratio:.2f}"))
 
 
 @pytest.mark.parametrize("policy", ["dirty-quota", "auto-converge"])
@@ -127,7 +118,7 @@ def test_destination_killed(policy: str) -> None:
     assert ended_after <= 2.0 + 0.5, (
         f"migration noticed the dead destination after {ended_after:.2f}s"
     )
-    ROWS.append(table_row(r, recover, "recover = kill -> throttle off (source)"))
+    record_row(table_row(r, recover, "recover = kill -> throttle off (source)"))
 
 
 def test_bandwidth_collapse_quota_follows() -> None:
@@ -149,4 +140,4 @@ def test_bandwidth_collapse_quota_follows() -> None:
     )
     assert follow is not None, f"budget never dropped below 35% of {ref} pages"
     assert follow < 6.0, f"quota followed the collapse only after {follow:.1f}s"
-    ROWS.append(table_row(r, follow, f"recover = collapse -> budget <=35% of {ref} pages"))
+    record_row(table_row(r, follow, f"recover = collapse -> budget <=35% of {ref} pages"))
