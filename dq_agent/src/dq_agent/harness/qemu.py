@@ -178,8 +178,12 @@ class VM:
             "-qmp",
             f"unix:{self.qmp_path},server=on,wait=off",
         ]
-        if self.firmware_dir:
-            a += ["-L", self.firmware_dir]
+        fw = [self.firmware_dir] if self.firmware_dir else []
+        if not fw and not Path(self.binary).resolve().is_relative_to("/usr"):
+            # an extracted QEMU has no firmware of its own: the host's (Debian paths)
+            fw = [d for d in ("/usr/share/qemu", "/usr/share/seabios") if Path(d).is_dir()]
+        for d in fw:
+            a += ["-L", d]
         if self.mem_file:
             a += [
                 "-object",
@@ -193,6 +197,15 @@ class VM:
             if self.paused_after_incoming:
                 a += ["-S"]
         return a
+
+    def env(self) -> dict[str, str]:
+        """An extracted (not installed) QEMU keeps its accelerator modules beside it."""
+        env = dict(os.environ)
+        root = Path(self.binary).resolve().parent.parent  # <root>/usr/bin/qemu-system-*
+        moddir = root / "lib" / "x86_64-linux-gnu" / "qemu"
+        if root != Path("/usr") and moddir.is_dir():
+            env["QEMU_MODULE_DIR"] = str(moddir)
+        return env
 
     async def start(self) -> None:
         self.rundir.mkdir(parents=True, exist_ok=True)

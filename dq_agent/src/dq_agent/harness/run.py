@@ -27,6 +27,7 @@ from dq_agent.harness.netns import Link
 from dq_agent.harness.policies import Policy, make_policy
 from dq_agent.harness.progress import progress_record
 from dq_agent.harness.qemu import DEFAULT_QEMU, VM, check_version, choose_accel
+from dq_agent.harness.ramcompare import differing_pages
 from dq_agent.harness.scenario import Scenario
 from dq_agent.harness.summary import throttled_seconds, vcpu_summary
 from dq_agent.schema import SCHEMA_NAME, SCHEMA_VERSION, validate
@@ -50,6 +51,7 @@ class RunOptions:
     firmware_dir: str | None = None  # -L for QEMU binaries outside /usr
     appliance: Path | None = None  # dir with vmlinuz + initrd.gz; default: build artifact
     corrupt_page: tuple[int, int] | None = None  # (vcpu, page): flip it on the paused dst
+    ram_compare: bool = True  # RAM in shared files; diff src vs paused dst after completion
     out_dir: Path | None = None  # write <run_id>.json here
     extra_append: list[str] = field(default_factory=list)
 
@@ -93,6 +95,7 @@ class Run:
             ["console=ttyS0", "quiet", "panic=-1", *self.sc.kernel_args(), *self.opts.extra_append]
         )
         dst = side == "dst"
+        hold = self.opts.ram_compare or self.opts.corrupt_page is not None
         return VM(
             name=name,
             argv_prefix=self.link.exec_argv(side),
@@ -105,12 +108,8 @@ class Run:
             initrd=str(app / "initrd.gz"),
             append=append,
             incoming=dst,
-            paused_after_incoming=dst and self.opts.corrupt_page is not None,
-            mem_file=(
-                Path(f"/dev/shm/{self.run_id}.ram")
-                if dst and self.opts.corrupt_page is not None
-                else None
-            ),
+            paused_after_incoming=dst and hold,
+            mem_file=Path(f"/dev/shm/{self.run_id}-{side}.ram") if hold else None,
             firmware_dir=self.opts.firmware_dir,
         )
 
@@ -122,7 +121,7 @@ class Run:
         try:
             qver = check_version(self.opts.qemu, accel, self.opts.allow_old_qemu)
         except HarnessError as e:
-            raise ScenarioError(f"qemu: {e}") from None
+            raise ScenarioError(f"--qemu: {e}") from None
         self.env = {
             "git_commit": _git_commit(),
             "host": socket.gethostname(),
@@ -193,14 +192,19 @@ class Run:
 
         converged = final.get("status") == "completed"
         side, vm, con = ("dst", self.dst, dst_con) if converged else ("src", self.src, src_con)
+        ram: dict[str, Any] | None = None
         if converged:
             # the source says "completed" before the destination has loaded the last state
             await self._settle(self.dst)
-        if converged and self.opts.corrupt_page is not None:
-            self._corrupt()
-            await self.dst.cmd("cont")
+            if self.opts.ram_compare:
+                ram = self._ram_compare()
+            if self.opts.corrupt_page is not None:
+                self._corrupt()
+            if self.dst.paused_after_incoming:
+                await self.dst.cmd("cont")
         alive = await self._alive(side, vm, t_end)
-        integrity = await self._verify(con) if alive else self._dead_integrity()
+        guest = await self._verify(con) if alive else None
+        integrity = self._integrity(guest, ram)
         return self._document(t_baseline, final, t_end, converged, side, alive, integrity)
 
     async def _poll(self) -> dict[str, Any]:
@@ -248,24 +252,38 @@ class Run:
             return False
         return await wait_for(self.state, lambda: self.state.last_sample_t(side) > t_end, 10)
 
-    async def _verify(self, con: Console) -> dict[str, Any]:
+    def _ram_compare(self) -> dict[str, Any]:
+        assert self.src.mem_file is not None and self.dst.mem_file is not None
+        pages, bad, first = differing_pages(self.src.mem_file, self.dst.mem_file)
+        log.info("RAM compare src vs dst: %d of %d pages differ", bad, pages)
+        return {"pages": pages, "differing": bad, "first_pfns": first}
+
+    async def _verify(self, con: Console) -> dict[str, Any] | None:
+        """The guest checks every owned page (all workers parked) and reports bad ones."""
         vid = len(self.state.verifies) + 1
         await con.send(f"verify {vid}")
         if not await wait_for(self.state, lambda: vid in self.state.verifies, VERIFY_TIMEOUT_S):
-            return {"checked": False, "bad_pages": None, "verdict": "error", "side": con.side}
+            return None
         pages, bad = self.state.verifies[vid]
-        verdict = "ok" if bad == 0 else "corrupt"
-        return {
-            "checked": True,
-            "bad_pages": bad,
-            "pages": pages,
-            "verdict": verdict,
-            "side": con.side,
-        }
+        return {"side": con.side, "pages": pages, "bad": bad}
 
-    def _dead_integrity(self) -> dict[str, Any]:
-        # a guest that died after the switchover (e.g. an oops from lost pages) failed too
-        return {"checked": False, "bad_pages": None, "verdict": "error", "guest": "dead"}
+    @staticmethod
+    def _integrity(guest: dict[str, Any] | None, ram: dict[str, Any] | None) -> dict[str, Any]:
+        """bad_pages: the guest's own count when it answered, else the RAM diff count.
+        Corrupt when either check found a bad page; error when neither could run
+        (e.g. the guest died after the switchover and RAM was not compared)."""
+        bad = guest["bad"] if guest else (ram["differing"] if ram else None)
+        found = (guest is not None and guest["bad"] > 0) or (
+            ram is not None and ram["differing"] > 0
+        )
+        verdict = "corrupt" if found else ("ok" if guest is not None else "error")
+        return {
+            "checked": guest is not None or ram is not None,
+            "bad_pages": bad,
+            "verdict": verdict,
+            "guest": guest,
+            "ram_compare": ram,
+        }
 
     def _document(
         self,
@@ -314,8 +332,15 @@ class Run:
             "total_time_s": round(t_end - self.t0, 3) if self.t0 else 0.0,
             "downtime_ms": final.get("downtime") if converged else None,
             "setup_time_ms": final.get("setup-time"),
-            "bytes_sent": int(ram.get("transferred", 0)),
-            "iterations": int(ram.get("dirty-sync-count", 0)),
+            # a cancelled job reports no "ram" any more: fall back to the last poll records
+            "bytes_sent": int(
+                ram.get("transferred")
+                or max((r["transferred_bytes"] for r in self.progress), default=0)
+            ),
+            "iterations": int(
+                ram.get("dirty-sync-count")
+                or max((r["iteration"] for r in self.progress), default=0)
+            ),
             "max_throttle_pct": max((r.get("throttle_pct") or 0 for r in self.progress), default=0),
             "vcpus": vcpus,
             "integrity": integrity
