@@ -102,3 +102,20 @@ def test_budget_change_is_sent_at_once() -> None:
         c.tick()
     assert len(g.quota_calls) > before
     assert g.quota_calls[-1]["budget-pages"] < g.quota_calls[before - 1]["budget-pages"]
+
+
+def test_a_bug_in_one_migration_does_not_stop_the_others() -> None:
+    cfg = Config(backend="dirty-quota")
+    c, hv = _run(cfg, [FakeGuest("a"), FakeGuest("b")], ticks=2)
+
+    def broken() -> None:
+        raise ZeroDivisionError("bug")
+
+    hv.guests["a"].stats = broken  # type: ignore[method-assign]
+    before = len(hv.guests["b"].quota_calls)
+    for _ in range(10):
+        c.clock.t += 0.2  # type: ignore[attr-defined]
+        hv.advance(0.2)
+        c.tick()
+    assert c.snapshot().errors.get("internal", 0) == 10
+    assert len(hv.guests["b"].quota_calls) > before  # b is still controlled

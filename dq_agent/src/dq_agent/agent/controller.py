@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from dq_agent.agent import backends, log
 from dq_agent.agent.backends import Availability, Backend, QuotaPlan, Reading
@@ -267,12 +268,20 @@ class Controller:
         except QmpError as e:
             self.error("qmp", domain=m.domain, command=e.command, detail=e.desc)
 
+    def _guarded(self, m: Migration, step: Callable[[], object]) -> bool:
+        """Run one migration's step; a bug must not stop control of the others."""
+        try:
+            return bool(step())
+        except Exception as e:
+            self.error("internal", domain=m.domain, detail=repr(e)[:300])
+            return False
+
     def tick(self) -> None:
         start = time.perf_counter()
         now = self.clock()
         with self._lock:
             current = list(self._migrations.values())
-        live = [m for m in current if self._refresh(m, now)]
+        live = [m for m in current if self._guarded(m, partial(self._refresh, m, now))]
         by_link: dict[str, list[Migration]] = {}
         for m in live:
             by_link.setdefault(m.link, []).append(m)
@@ -281,7 +290,7 @@ class Controller:
             total = sum(m.throughput_bps for m in group)
             shares = split_throughput(total, [m.weight for m in group])
             for m, share in zip(group, shares, strict=True):
-                self._enforce(m, self._plan(m, share), now)
+                self._guarded(m, partial(self._enforce, m, self._plan(m, share), now))
         took = time.perf_counter() - start
         with self._lock:
             self.loop_count += 1

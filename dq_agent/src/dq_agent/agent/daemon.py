@@ -9,11 +9,12 @@ import threading
 import time
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from dq_agent.agent import log
 from dq_agent.agent.config import Config
 from dq_agent.agent.controller import Controller
+from dq_agent.agent.exporter import serve
 from dq_agent.agent.hypervisor import EventQueue, HypervisorError, LibvirtHypervisor
 from dq_agent.agent.metrics import AgentCollector
 from dq_agent.agent.sdnotify import Notifier
@@ -58,7 +59,7 @@ class Agent:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(AgentCollector(self.controller.snapshot, self.host))
         try:
-            start_http_server(self.cfg.port, addr=self.cfg.listen_address, registry=registry)
+            serve(registry, self.cfg.listen_address, self.cfg.port)
         except OSError as e:
             log.error(
                 "cannot bind metrics port",

@@ -61,7 +61,7 @@ COUNTERS = {
     "dq_vcpu_throttle_sleep_seconds",
 }
 INFOS = {"dq_migration_policy"}
-ERROR_KINDS = ("adopt", "jobstats", "qmp", "release", "libvirt")
+ERROR_KINDS = ("adopt", "jobstats", "qmp", "release", "libvirt", "internal")
 
 
 def exposed_name(family: str) -> str:

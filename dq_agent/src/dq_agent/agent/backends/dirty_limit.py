@@ -13,7 +13,7 @@ cancel-vcpu-dirty-limit. docs/agent.md says so.
 from __future__ import annotations
 
 from dq_agent.agent.backends.base import Availability, QuotaPlan, Reading, VcpuReading
-from dq_agent.agent.qmp import Execute, QmpError
+from dq_agent.agent.qmp import Execute, QmpError, as_bool, as_dict, as_int, as_list
 from dq_agent.engine import PAGE_SIZE, split_shares
 
 MIB = 1 << 20
@@ -39,10 +39,10 @@ class DirtyLimitBackend:
 
     def probe(self, qmp: Execute) -> Availability:
         try:
-            kvm = qmp("query-kvm", None)
+            kvm_on = as_bool("query-kvm", as_dict("query-kvm", qmp("query-kvm", None)), "enabled")
         except QmpError as e:
             return Availability(False, f"query-kvm failed: {e.desc}")
-        if not kvm.get("enabled"):
+        if not kvm_on:
             return Availability(
                 False, "guest does not run under KVM (dirty-limit needs the KVM dirty ring)"
             )
@@ -69,13 +69,17 @@ class DirtyLimitBackend:
         qmp("cancel-vcpu-dirty-limit", None)
 
     def read(self, qmp: Execute) -> Reading | None:
-        rows = qmp("query-vcpu-dirty-limit", None) or []
-        vcpus = tuple(
-            VcpuReading(
-                cpu_index=int(r["cpu-index"]),
-                quota_pages=mib_s_to_pages_per_interval(int(r["limit-rate"]), self.interval_ms),
-                dirty_rate_bps=int(r["current-rate"]) * MIB,
+        q = "query-vcpu-dirty-limit"
+        vcpus = []
+        for raw in as_list(q, qmp(q, None), "return"):
+            r = as_dict(q, raw)
+            vcpus.append(
+                VcpuReading(
+                    cpu_index=as_int(q, r, "cpu-index"),
+                    quota_pages=mib_s_to_pages_per_interval(
+                        as_int(q, r, "limit-rate"), self.interval_ms
+                    ),
+                    dirty_rate_bps=as_int(q, r, "current-rate") * MIB,
+                )
             )
-            for r in rows
-        )
-        return Reading(bool(vcpus), None, vcpus)
+        return Reading(bool(vcpus), None, tuple(vcpus))

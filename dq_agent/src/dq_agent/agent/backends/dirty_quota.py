@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from dq_agent.agent.backends.base import Availability, QuotaPlan, Reading, VcpuReading
-from dq_agent.agent.qmp import Execute, QmpError
+from dq_agent.agent.qmp import Execute, QmpError, as_bool, as_dict, as_int, as_list
+
+_Q = "query-dirty-quota"
 
 
 class DirtyQuotaBackend:
@@ -17,12 +19,13 @@ class DirtyQuotaBackend:
 
     def probe(self, qmp: Execute) -> Availability:
         try:
-            q = qmp("query-dirty-quota", None)
+            q = as_dict(_Q, qmp(_Q, None))
+            available = as_bool(_Q, q, "available")
         except QmpError as e:
             if e.klass == "CommandNotFound":
                 return Availability(False, "QEMU has no query-dirty-quota (not the patched QEMU)")
             return Availability(False, f"query-dirty-quota failed: {e.desc}")
-        if not q.get("available", False):
+        if not available:
             return Availability(False, str(q.get("reason", "QEMU says dirty quota unavailable")))
         return Availability(True)
 
@@ -42,16 +45,18 @@ class DirtyQuotaBackend:
         qmp("cancel-dirty-quota", None)
 
     def read(self, qmp: Execute) -> Reading | None:
-        q = qmp("query-dirty-quota", None)
-        vcpus = tuple(
-            VcpuReading(
-                cpu_index=int(v["cpu-index"]),
-                quota_pages=int(v.get("quota-pages", 0)),
-                dirty_pages=int(v.get("dirty-pages", 0)),
-                pool_drawn_pages=int(v.get("pool-drawn-pages", 0)),
-                exhausted_count=int(v.get("exhausted-count", 0)),
-                sleep_ns=int(v.get("sleep-ns", 0)),
+        q = as_dict(_Q, qmp(_Q, None))
+        vcpus = []
+        for raw in as_list(_Q, q.get("vcpus", []), "vcpus"):
+            v = as_dict(_Q, raw)
+            vcpus.append(
+                VcpuReading(
+                    cpu_index=as_int(_Q, v, "cpu-index"),
+                    quota_pages=as_int(_Q, v, "quota-pages", 0),
+                    dirty_pages=as_int(_Q, v, "dirty-pages", 0),
+                    pool_drawn_pages=as_int(_Q, v, "pool-drawn-pages", 0),
+                    exhausted_count=as_int(_Q, v, "exhausted-count", 0),
+                    sleep_ns=as_int(_Q, v, "sleep-ns", 0),
+                )
             )
-            for v in q.get("vcpus", [])
-        )
-        return Reading(bool(q.get("enabled")), int(q.get("pool-pages", 0)), vcpus)
+        return Reading(as_bool(_Q, q, "enabled"), as_int(_Q, q, "pool-pages", 0), tuple(vcpus))
