@@ -19,7 +19,12 @@ AGENT_CACHE = CACHE / "agent-tests"
 
 
 def patched_qemu() -> Path | None:
-    """The patched QEMU binary from tools/build-qemu.sh, or None if not built yet."""
+    """The patched QEMU binary from tools/build-qemu.sh, or None if not built yet.
+
+    DQ_AGENT_TEST_QEMU overrides it (a development build, e.g. the build tree's binary)."""
+    override = os.environ.get("DQ_AGENT_TEST_QEMU")
+    if override:
+        return Path(override)
     try:
         a = artifact("qemu")
     except OSError:  # the build script exists but is not runnable (yet)
