@@ -345,3 +345,34 @@ def test_real_libvirt_call_cost(lab: LibvirtLab, tmp_path: Path) -> None:
         f"{cost['rpc_share_8_guests_100ms'] * 100:.2f}% of one core"
     )
     assert cost["jobstats_wall_s"] > 0
+
+
+def test_agent_started_mid_migration_adopts_it(lab: LibvirtLab, tmp_path: Path) -> None:
+    """No event replays a migration that began before the agent: the connect-time scan
+    must find it (the restart half of the hard-kill test, on the host QEMU)."""
+    import libvirt
+
+    name = f"dqag-mid-{lab.suffix}"
+    src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
+    # 32 MiB rewritten constantly: never converges unthrottled, so it is still running.
+    kernel = write_guest(tmp_path / "g.bin", 32)
+    dom = src.createXML(domain_xml(name, kernel, str(HOST_QEMU), memory_mib=64), 0)
+    mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
+    port = free_port()
+    agent = AgentProcess(
+        write_config(tmp_path / "m.toml", lab.src.uri, port, "observe"), tmp_path, "mid"
+    )
+    try:
+        agent.wait_ready()
+        _wait_metric(port, "dq_agent_migrations", 1, 15, host="testhost")
+        assert re.search(
+            rf'msg="migration adopted" domain={name} reason=found-at-connect', agent.log()
+        ), agent.log()
+        assert not mig.done.is_set()
+    finally:
+        mig.wait(0)  # abort: it cannot converge unthrottled
+        assert agent.stop() == 0
+        for d in src.listAllDomains():
+            if d.name() == name and d.isActive():
+                d.destroy()
+    assert 'msg="migration finished"' in agent.log()
