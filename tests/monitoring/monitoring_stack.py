@@ -140,6 +140,8 @@ def stack(tmp: Path, agent_port: int) -> Iterator[Stack]:
                 [
                     "prometheus-pushgateway",
                     f"--web.listen-address=127.0.0.1:{push_port}",
+                    # Debian's binary persists to /var/lib/prometheus by default: stay apart
+                    f"--persistence.file={tmp / 'pushgateway.data'}",
                 ],
                 tmp / "pushgateway.log",
             )

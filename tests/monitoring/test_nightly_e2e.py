@@ -35,6 +35,19 @@ SCENARIO = {  # the harness's "uniform" guest, made small so 4 runs fit in ~3 mi
     ],
 }
 POLICIES = ["none", "auto-converge"]
+SIM_TWIN = """name = "nightly-small"
+description = "dq-sim twin of SCENARIO (the report's predicted column)"
+ram = "128 MiB"
+timeout_s = 40
+[link]
+rate = "100 Mbit/s"
+[[vcpus]]
+count = 2
+rate = "2 MB/s"
+write_share = 1.0
+working_set = "16 MiB"
+pattern = "sequential"
+"""
 
 
 def _nightly(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +71,8 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         require(False, f"migration harness not importable: {exc}")
     tmp = tmp_path_factory.mktemp("nightly")
     (tmp / "small.json").write_text(json.dumps(SCENARIO))
+    (tmp / "sim").mkdir()
+    (tmp / "sim" / "small-100mbit.toml").write_text(SIM_TWIN)
     matrix = {
         "format": "dqlab-matrix/1",
         "workloads": [str(tmp / "small.json")],
@@ -72,6 +87,17 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "{workload}",
             "{policy}",
             "{bandwidth}",
+            "{out}",
+        ],
+        "simulate_command": [
+            "{python}",
+            "-m",
+            "dq_agent.sim",
+            "run",
+            "{matrix_dir}/sim/{workload_name}-{bandwidth}.toml",
+            "--policy",
+            "{policy}",
+            "--json",
             "{out}",
         ],
     }
@@ -136,15 +162,17 @@ def test_matrix_runs_records_history_and_passes(night: dict[str, object]) -> Non
     out = night["dir"]
     assert isinstance(out, Path)
     recs = load(out / "history.jsonl")
-    assert sorted((r.policy, r.kind) for r in recs) == sorted([(p, "real") for p in POLICIES] * 2)
-    for r in recs:
+    assert sorted((r.policy, r.kind) for r in recs) == sorted(
+        [(p, "real") for p in POLICIES] * 2 + [(p, "simulated") for p in POLICIES]
+    )
+    for r in (r for r in recs if r.kind == "real"):
         env = r.environment
         assert env["git_commit"] and env["qemu_version"] and env["kernel_version"]
         assert env["host_facts"]["cpus"] >= 1 and env["host_facts"]["cpu_model"] is not None
         assert r.bandwidth == "100mbit" and r.scenario == "nightly-small"
         assert r.metrics["converged"] == 1.0 and r.metrics["total_time_s"] > 0
         assert (out / "history.jsonl").parent.joinpath(r.result_file).exists()
-    assert "new-baseline" in str(night["log"])  # first night: nothing to compare against
+    assert "NEW-BASELINE" in str(night["log"])  # first night: nothing to compare against
 
 
 def test_report_images_exist_and_link_raw_results(night: dict[str, object]) -> None:
@@ -155,8 +183,9 @@ def test_report_images_exist_and_link_raw_results(night: dict[str, object]) -> N
     for p in imgs:
         assert p.stat().st_size > 5000, p
     for r in load(night["dir"] / "history.jsonl"):  # type: ignore[operator]
-        assert r.run_id in html
+        assert r.run_id in html or r.kind == "simulated"
     assert html.count('href="../results/') == 4
+    assert "no simulation" not in html  # dq-sim twin filled the predicted column
 
 
 def test_pushed_real_summaries_show_up_in_prometheus(night: dict[str, object]) -> None:
@@ -174,7 +203,7 @@ def test_pushed_real_summaries_show_up_in_prometheus(night: dict[str, object]) -
 
 def _doctored(hist: Path, factor_of_night: dict[str, float], noise: float, seed: int) -> str:
     """Earlier nights made from tonight's real records (scaled, jittered); returns tonight."""
-    real = load(hist)
+    real = [r for r in load(hist) if r.kind == "real"]
     tonight = real[0].night
     rnd = random.Random(seed)
     fake = []

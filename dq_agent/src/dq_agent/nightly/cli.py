@@ -107,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     done: list[Path] = []
     for cell in m.cells():
         out = night_dir / f"{cell.slug}.json"
-        if mx.run_cell(m.command, cell, out, m.timeout_s):
+        if mx.run_cell(m.command, cell, out, m.timeout_s, m.directory):
             recs = record_results([out], args.history, night)
             done.append(out)
             if args.gateway:
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for w, b, p in sorted(seen):
             cell = mx.Cell(w, b, p, 0)
             out = night_dir / "sim" / f"{cell.slug}.json"
-            if mx.run_cell(m.simulate_command, cell, out, m.timeout_s):
+            if mx.run_cell(m.simulate_command, cell, out, m.timeout_s, m.directory):
                 record_results([out], args.history, night)
     total = sum(1 for _ in m.cells())
     print(f"nightly: {len(done)}/{total} runs recorded in {args.history}", file=sys.stderr)

@@ -11,7 +11,9 @@ job drives the local harness or the lab runner without a second code path:
                  "{workload}", "{policy}", "{bandwidth}", "{out}"],
      "simulate_command": ["dq-sim", "...", "--json", "{out}"]}      (optional)
 
-Placeholders: {workload} {bandwidth} {policy} {rep} {out} {python} (this interpreter).
+Placeholders: {workload} {bandwidth} {policy} {rep} {out}; {python} (this interpreter),
+{matrix_dir} (the matrix file's directory), {workload_name} (the workload's file stem), e.g.
+a dq-sim twin per workload: "{matrix_dir}/sim/{workload_name}-{bandwidth}.toml".
 A cell that exits non-zero or writes no result is reported and skipped; it never stops
 the matrix (the verdict sees a missing run as missing data, not as a pass).
 """
@@ -56,6 +58,7 @@ class Matrix:
     command: tuple[str, ...]
     simulate_command: tuple[str, ...] | None
     timeout_s: float
+    directory: Path = Path(".")
 
     def cells(self) -> Iterator[Cell]:
         # Reps outermost: a night cut short still has every policy at least once.
@@ -101,12 +104,15 @@ def load(path: Path) -> Matrix:
         command=_strings(raw, "command", where),
         simulate_command=_strings(raw, "simulate_command", where) if sim is not None else None,
         timeout_s=float(timeout),
+        directory=path.resolve().parent,
     )
 
 
-def _argv(template: tuple[str, ...], cell: Cell, out: Path) -> list[str]:
+def _argv(template: tuple[str, ...], cell: Cell, out: Path, matrix_dir: Path) -> list[str]:
     subst = {
         "python": sys.executable,
+        "matrix_dir": str(matrix_dir),
+        "workload_name": Path(cell.workload).stem,
         "workload": cell.workload,
         "bandwidth": cell.bandwidth,
         "policy": cell.policy,
@@ -116,16 +122,25 @@ def _argv(template: tuple[str, ...], cell: Cell, out: Path) -> list[str]:
     return [part.format(**subst) for part in template]
 
 
-def run_cell(template: tuple[str, ...], cell: Cell, out: Path, timeout_s: float) -> bool:
-    """Run one cell; True when it wrote a result file. Progress goes to stderr."""
+def run_cell(
+    template: tuple[str, ...], cell: Cell, out: Path, timeout_s: float, matrix_dir: Path
+) -> bool:
+    """Run one cell; True when it wrote a result file. The cell's own output goes to
+    <out>.log next to the result; progress (and a failed cell's last lines) to stderr."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = _argv(template, cell, out)
+    argv = _argv(template, cell, out, matrix_dir)
+    log = out.with_suffix(".log")
     t0 = time.monotonic()
     print(f"nightly: {cell.slug}: {' '.join(argv)}", file=sys.stderr, flush=True)
     try:
-        proc = subprocess.run(argv, timeout=timeout_s, check=False)
+        with log.open("wb") as sink:
+            proc = subprocess.run(
+                argv, timeout=timeout_s, check=False, stdout=sink, stderr=subprocess.STDOUT
+            )
     except subprocess.TimeoutExpired:
-        print(f"nightly: {cell.slug}: timed out after {timeout_s:.0f}s", file=sys.stderr)
+        print(
+            f"nightly: {cell.slug}: timed out after {timeout_s:.0f}s (log {log})", file=sys.stderr
+        )
         return False
     except OSError as exc:
         print(f"nightly: {cell.slug}: cannot run {argv[0]}: {exc}", file=sys.stderr)
@@ -133,8 +148,12 @@ def run_cell(template: tuple[str, ...], cell: Cell, out: Path, timeout_s: float)
     ok = proc.returncode == 0 and out.exists()
     print(
         f"nightly: {cell.slug}: rc={proc.returncode} in {time.monotonic() - t0:.1f}s"
-        + ("" if ok else " (no result)"),
+        + ("" if ok else f" (no result; log {log})"),
         file=sys.stderr,
         flush=True,
     )
+    if not ok:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        for line in tail:
+            print(f"nightly: {cell.slug}:   {line}", file=sys.stderr)
     return ok
