@@ -28,7 +28,10 @@ say "   guest appliance (tools/build-appliance.sh)"
 "$DQ_REPO/tools/build-appliance.sh" | tail -n1 >&2
 if [ -x "$DQ_REPO/tools/build-qemu.sh" ] && [ "${DQ_COMPARE_SKIP_QEMU:-0}" != 1 ]; then
   say "   patched QEMU (tools/build-qemu.sh; cached, ~20 min cold on 2 cores)"
-  "$DQ_REPO/tools/build-qemu.sh" | tail -n1 >&2
+  # A failed QEMU build must not hide the other policies: dirty-quota then reports
+  # itself unavailable in the table.
+  "$DQ_REPO/tools/build-qemu.sh" | tail -n1 >&2 \
+    || say "   WARNING: patched QEMU build failed (above): dirty-quota will report 'unavailable'"
 else
   say "   patched QEMU: not built here (no tools/build-qemu.sh or DQ_COMPARE_SKIP_QEMU=1): dirty-quota will report 'unavailable'"
 fi
