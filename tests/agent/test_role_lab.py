@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require
+from conftest import REPO
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 INVENTORY = REPO / "inventory" / "local" / "hosts.yml"
@@ -113,9 +113,14 @@ def _play(tmp: Path, extra: dict[str, object]) -> subprocess.CompletedProcess[st
 
 @pytest.fixture
 def src_host() -> Iterator[str]:
-    require(INVENTORY.exists(), "local lab not up (tools/lab.sh up)")
+    # A plain skip even in CI: this test uses a lab someone else brought up and never
+    # boots one itself (tests/ansible/test_local_lab.py owns the lab's life cycle, and
+    # covers this role in CI once site.yml includes it).
+    if not INVENTORY.exists():
+        pytest.skip("local lab not up (tools/lab.sh up)")
     addr = "198.18.0.10"
-    require(_ssh(addr, "true").returncode == 0, "lab host dq-src not reachable")
+    if _ssh(addr, "true").returncode != 0:
+        pytest.skip("lab host dq-src not reachable")
     yield addr
     _ssh(addr, "systemctl", "disable", "--now", "dq-agent")
 
