@@ -19,7 +19,8 @@ step "0/5 setup (host packages, pinned venv, collections)"
 "$DQ_REPO/tools/setup-host.sh" >/dev/null
 "$DQ_REPO/tools/fetch-collections.sh" >/dev/null
 venv=$(readlink -f "$DQ_CACHE/venv")
-export PATH="$venv/bin:$PATH" ANSIBLE_CONFIG=$DQ_REPO/ansible.cfg ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
+# Unbuffered: progress lines reach the terminal as they happen, not in 4 KiB chunks.
+export PATH="$venv/bin:$PATH" ANSIBLE_CONFIG=$DQ_REPO/ansible.cfg ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0} PYTHONUNBUFFERED=1
 mkdir -p "$DQ_CACHE/ansible/tmp"
 done_step "setup"
 
