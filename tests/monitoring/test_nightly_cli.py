@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from conftest import require
 from monitoring_synth import history, result
 
 from dq_agent.nightly.history import append, load
@@ -115,3 +118,34 @@ def test_schema_violation_names_the_field(tmp_path: Path) -> None:
     f.write_text(json.dumps(bad))
     rc = _nightly("record", "--history", str(tmp_path / "h.jsonl"), str(f))
     assert rc.returncode == 2 and "summary.vcpus[0].runtime_pct" in rc.stderr, rc.stderr
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    require(shutil.which("chromium") is not None, "chromium missing (apt-monitoring.txt)")
+    hist = _setup(tmp_path, 25.0)
+    assert (
+        _nightly("verdict", "--history", str(hist), "--report-dir", str(tmp_path / "r")).returncode
+        == 0
+    )
+    png = tmp_path / "page.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,2300",
+                f"--screenshot={png}",
+                (tmp_path / "r" / "index.html").as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000

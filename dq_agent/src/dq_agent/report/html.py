@@ -79,6 +79,9 @@ def build(
         if regress
         else '<span class="good">no regression</span>'
     )
+    fresh = sum(1 for v in verdicts if v.status == "new-baseline")
+    if fresh:  # say plainly that these metrics were not judged yet
+        verdict_word += f" ({fresh} metric(s) start a new baseline, not judged)"
     parts.append(f"<h2>Verdict: {verdict_word}</h2>")
     parts.append(_verdict_table(verdicts))
 
