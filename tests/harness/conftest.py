@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import artifact, require
 
 HOST_QEMU = "/usr/bin/qemu-system-x86_64"

@@ -41,7 +41,7 @@ def test_bad_scenario_names_field(patch: dict[str, Any], field: str) -> None:
 
 def test_builtin_scenarios_and_kernel_args() -> None:
     sc = load_scenario("skewed")
-    assert sc.kernel_args()[0] == "dq.t0=dirty,rate=40,ws=48,w=100,pat=seq"
+    assert sc.kernel_args()[0] == "dq.t0=dirty,rate=40,ws=16,w=100,pat=seq"
     assert sc.kernel_args()[1] == "dq.t1=compute"
     assert load_scenario("uniform").memory_mib == 256
 
