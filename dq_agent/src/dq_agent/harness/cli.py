@@ -1,7 +1,7 @@
 """dq-harness: run real migrations over a tc-shaped netns link.
 
   dq-harness run --scenario skewed --policy auto-converge [--param initial=30] --out DIR
-  dq-harness compare --scenario skewed --policies none,auto-converge --out DIR
+  dq-harness compare --scenario skewed --policies none,auto-converge:initial=60 --out DIR
   dq-harness link --rate-mbit 100          measure the shaped link with iperf3
   dq-harness scenarios | policies          list what exists
 
@@ -68,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     cmp_ = sub.add_parser("compare", help="one scenario, several policies, fresh guest each")
     common(cmp_)
-    cmp_.add_argument("--policies", default="none,auto-converge")
+    cmp_.add_argument(
+        "--policies",
+        default="none,auto-converge",
+        help="comma-separated NAME[:KEY=VALUE...], e.g. none,auto-converge:initial=60",
+    )
     link = sub.add_parser("link", help="create a shaped link and measure it")
     link.add_argument("--rate-mbit", type=float, default=100.0)
     link.add_argument("--seconds", type=float, default=3.0)
@@ -109,10 +113,12 @@ def _main(args: argparse.Namespace) -> int:
         doc = run_migration(sc, args.policy, _params(args.param), opts)
         results = [doc]
     else:
-        names = [n.strip() for n in args.policies.split(",") if n.strip()]
-        if not names:
+        specs = [n.strip() for n in args.policies.split(",") if n.strip()]
+        if not specs:
             raise ScenarioError("--policies: give at least one policy")
-        results = compare(sc, [(n, {}) for n in names], opts)
+        # NAME[:KEY=VALUE[:KEY=VALUE...]], e.g. auto-converge:initial=60:increment=20
+        pols = [(sp.split(":")[0], _params(sp.split(":")[1:])) for sp in specs]
+        results = compare(sc, pols, opts)
     print(comparison_table(results))
     if args.out:
         print(f"results: {args.out}/", file=sys.stderr)
