@@ -149,3 +149,29 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             check=True,
         )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+
+
+def test_unavailable_policy_is_listed_not_judged(tmp_path: Path) -> None:
+    hist = _setup(tmp_path, 25.0)
+    doc = result("dirty-limit", run_id="dl-0")
+    doc["summary"].update(
+        converged=False,
+        total_time_s=0.0,
+        downtime_ms=None,
+        bytes_sent=0,
+        iterations=0,
+        alive_on=None,
+        unavailable="needs KVM with dirty-ring-size",
+        vcpus=[{"vcpu": 0, "throughput_retained": None, "runtime_pct": None}],
+    )
+    f = tmp_path / "dl.json"
+    f.write_text(json.dumps(doc))
+    assert _nightly("record", "--history", str(hist), "--night", TONIGHT, str(f)).returncode == 0
+    rec = [r for r in load(hist) if r.policy == "dirty-limit"]
+    assert [(r.kind, r.metrics, r.note) for r in rec] == [
+        ("unavailable", {}, "needs KVM with dirty-ring-size")
+    ]
+    rc = _nightly("verdict", "--history", str(hist), "--report-dir", str(tmp_path / "r"))
+    assert rc.returncode == 0 and "dirty-limit" not in rc.stderr
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "<b>dirty-limit</b>: needs KVM with dirty-ring-size" in html

@@ -49,6 +49,8 @@ class HistoryRecord:
     env_key: str
     result_file: str
     created: str = ""
+    # Why the run did not happen (kind "unavailable": the policy cannot work here).
+    note: str = ""
     format: str = field(default=FORMAT)
 
     def to_json(self) -> str:
@@ -175,6 +177,9 @@ def record_from_result(
     policy_name = _need(policy, "name", where, "policy.name")
     if not isinstance(policy_name, str) or not policy_name:
         raise InputError(where, "policy.name", "expected a non-empty string")
+    # The harness writes a result even when the policy cannot run here (e.g. dirty-quota on
+    # a stock QEMU): kept as kind "unavailable", never judged, pushed or plotted as a run.
+    unavailable = str(summary.get("unavailable") or "")
     merged_facts = dict(facts or {})
     # Host facts fill in what the result itself does not say (never override it).
     for key in ("cpu_model", "cpus"):
@@ -187,12 +192,13 @@ def record_from_result(
         scenario=scenario_name(scenario),
         bandwidth=bandwidth_label(rate),
         policy=policy_name,
-        kind=str(result.get("kind", "real")),
-        metrics=metrics_of(summary, where),
+        kind="unavailable" if unavailable else str(result.get("kind", "real")),
+        metrics={} if unavailable else metrics_of(summary, where),
         environment=env,
         env_key=env_key(env),
         result_file=result_file,
         created=str(result.get("created", "")),
+        note=unavailable,
     )
 
 

@@ -84,6 +84,17 @@ def build(
         verdict_word += f" ({fresh} metric(s) start a new baseline, not judged)"
     parts.append(f"<h2>Verdict: {verdict_word}</h2>")
     parts.append(_verdict_table(verdicts))
+    missing = [r for r in history if r.night == night and r.kind == "unavailable"]
+    if missing:  # a policy that cannot work on this host/QEMU is reported, never judged
+        items = sorted({(r.scenario, r.bandwidth, r.policy, r.note) for r in missing})
+        parts.append(
+            "<h3>Not run here (policy unavailable)</h3><ul>"
+            + "".join(
+                f"<li>{escape(sc)} @ {escape(bw)} <b>{escape(pol)}</b>: {escape(note)}</li>"
+                for sc, bw, pol, note in items
+            )
+            + "</ul>"
+        )
 
     groups: dict[tuple[str, str], list[HistoryRecord]] = defaultdict(list)
     for r in tonight:
