@@ -49,7 +49,10 @@ def task_files() -> list[Path]:
 
 
 def missing_modes(path: Path, root: Path = REPO) -> list[str]:
-    doc = yaml.safe_load(path.read_text()) or []
+    try:
+        doc = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as e:  # Ansible cannot load it either: that is a finding too
+        return [f"{path.relative_to(root)}: not valid YAML ({str(e).splitlines()[0]})"]
     bad = []
     for t in _tasks(doc):
         for key, args in t.items():
