@@ -152,7 +152,8 @@ def test_positive_control_corruption_on_stopped_destination(appliance: Path) -> 
     assert integ["guest"]["bad"] == 1 and integ["verdict"] == "corrupt"
 
 
-def test_sigint_tears_everything_down(appliance: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_tears_everything_down(appliance: Path, sig: signal.Signals) -> None:
     p = subprocess.Popen(
         [sys.executable, "-m", "dq_agent.harness.cli", "-v", "run", "--scenario", "skewed",
          "--accel", "tcg"],
@@ -165,7 +166,7 @@ def test_sigint_tears_everything_down(appliance: Path, tmp_path: Path) -> None:
         if "guest ready" in line or time.monotonic() > deadline:
             break
     assert leftover_netns(prefix), "run did not create its namespaces"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     p.wait(timeout=60)
     assert p.returncode == 130
     assert not leftover_netns(prefix)
@@ -175,3 +176,11 @@ def test_sigint_tears_everything_down(appliance: Path, tmp_path: Path) -> None:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes() if os.path.exists(f"/proc/{pid}") else b""
         assert prefix.encode() not in cmd
     assert mine.returncode == 1
+    assert not list(Path("/dev/shm").glob("skewed-none-*.ram")) or _only_others()
+
+
+def _only_others() -> bool:
+    """RAM files left by a parallel run of someone else are fine; ours carry no pid, so
+    only accept leftovers whose QEMU is still running."""
+    live = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
+    return all(f.name in live for f in Path("/dev/shm").glob("skewed-none-*.ram"))

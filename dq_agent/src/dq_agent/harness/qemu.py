@@ -254,12 +254,12 @@ class VM:
             return "unknown"
 
     async def stop(self) -> None:
-        """Quit QEMU; kill after a grace period. Safe to call twice."""
+        """End QEMU (SIGTERM: it exits cleanly and fast, also when QMP is wedged or its
+        tasks were cancelled by Ctrl-C); kill after a grace period. Safe to call twice."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
         with contextlib.suppress(Exception):
-            if self.alive():
-                await asyncio.wait_for(self.cmd("quit"), 3)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.qmp.disconnect(), 3)
+            await asyncio.wait_for(self.qmp.disconnect(), 1)
         if self.proc is not None:
             try:
                 self.proc.wait(timeout=5)
