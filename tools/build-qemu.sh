@@ -77,9 +77,10 @@ fi
 for tool in ninja pkg-config dpkg-source dpkg-deb git; do
   command -v "$tool" >/dev/null || die "$tool missing: run tools/setup-host.sh (tools/deps/apt-qemu.txt)"
 done
-for pc in glib-2.0 pixman-1 libfdt zlib; do
+for pc in glib-2.0 pixman-1 zlib; do
   pkg-config --exists "$pc" || die "pkg-config $pc missing: run tools/setup-host.sh (tools/deps/apt-qemu.txt)"
 done
+[ -f /usr/include/libfdt.h ] || die "libfdt-dev missing: run tools/setup-host.sh (tools/deps/apt-qemu.txt)"
 
 mkdir -p "$root"
 exec 9>"$DQ_CACHE/build.lock"
@@ -117,15 +118,24 @@ if [ "$(cat "$root/tree.version" 2>/dev/null)" != "$QEMU_SRC_VERSION" ]; then
 fi
 
 # ---- apply the series on the pristine commit ----
-# Only the files the series changes get new mtimes, so ninja recompiles only those.
+# The series is applied in a scratch index (no checkout), then the work tree is moved to
+# the result with `reset --hard`: files whose content does not change keep their mtimes,
+# so after editing one patch ninja recompiles only what that edit touched.
 say "applying ${#patches[@]} patches"
-git -C "$tree" am --abort >/dev/null 2>&1 || true
-git -C "$tree" reset -q --hard pristine
-git -C "$tree" clean -q -fdx -e build/
+idx=$root/.series-index
+rm -f "$idx"
+GIT_INDEX_FILE=$idx git -C "$tree" read-tree pristine
 for p in "${patches[@]}"; do
-  git -C "$tree" -c user.name=dqlab -c user.email=build@dqlab.invalid \
-    am -q --keep-cr "$series_dir/$p" >&2 || die "patch does not apply: patches/qemu/$p"
+  GIT_INDEX_FILE=$idx git -C "$tree" apply --cached "$series_dir/$p" >&2 ||
+    die "patch does not apply to the pinned source: patches/qemu/$p"
 done
+treeobj=$(GIT_INDEX_FILE=$idx git -C "$tree" write-tree)
+rm -f "$idx"
+commit=$(git -C "$tree" -c user.name=dqlab -c user.email=build@dqlab.invalid \
+  commit-tree "$treeobj" -p pristine -m "pristine + patches/qemu ($key)")
+git -C "$tree" checkout -q --detach 2>/dev/null || true  # never move a branch
+git -C "$tree" reset -q --hard "$commit"
+git -C "$tree" clean -q -fdx -e build/
 
 # ---- configure (once per flag set) and build ----
 build=$tree/build
