@@ -6,6 +6,7 @@
 # Progress on stderr; the artifact directory is the last stdout line.
 #   --print-path   print the artifact directory without building (exit 1 if absent)
 #   --key          print the cache key and exit
+#   --kernel-key   print the bzImage's cache key (pin + config + series + recipe)
 # Layout under $DQ_CACHE/kernel: dl/ (pinned .deb), src/ (git repo: pristine
 # commit tagged `pristine`, series applied on top), obj/ (persistent O= dir, so a
 # one-patch change rebuilds in seconds), <key>/ (artifacts).
@@ -32,7 +33,7 @@ kernel_key() {
     echo "$KVER $DEB_SHA256"
     cat "$fragment"
     for p in "${patches[@]}"; do cat "$series_dir/$p"; done
-    sed -n '/^# build-recipe-begin/,/^# build-recipe-end/p' "$0"
+    sed -n '/^ *# build-recipe-begin/,/^ *# build-recipe-end/p' "$0"
   } | sha256sum | cut -c1-16
 }
 # Inputs of the artifact directory: the bzImage plus the selftest and init sources.
@@ -43,6 +44,7 @@ artifact_key() {
 
 case "${1:-}" in
   --key) artifact_key; exit 0 ;;
+  --kernel-key) kernel_key; exit 0 ;;
   --print-path)
     out=$root/$(artifact_key)
     [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ] || exit 1
@@ -92,52 +94,69 @@ if ! git -C "$src" rev-parse -q --verify pristine >/dev/null 2>&1; then
   git -C "$src" tag pristine
 fi
 
-# --- 2. apply the series (only when it changed: unchanged files keep their mtimes)
-series_hash=$(for p in "${patches[@]}"; do cat "$series_dir/$p"; done | sha256sum | cut -c1-16)
-if [ "$(cat "$src/.git/dq-applied" 2>/dev/null)" != "$series_hash" ]; then
-  say "applying ${#patches[@]} patches to pristine $KVER"
-  git -C "$src" am --abort >/dev/null 2>&1 || true
-  git -C "$src" checkout -q -f --detach pristine
-  for p in "${patches[@]}"; do
-    git -C "$src" am -q "$series_dir/$p" >&2 || die "patch $p does not apply to $KVER"
-  done
-  echo "$series_hash" >"$src/.git/dq-applied"
-fi
+# --- 2. bzImage + patched uAPI headers, cached per kernel key ------------------
+# Selftest-only changes reuse them without touching the tree or the build lock.
+bz=$root/bz/$kkey
+if [ ! -f "$bz/bzImage" ] || [ ! -f "$bz/headers/include/linux/kvm.h" ]; then
+  # The compile is the heavy part: it alone waits for the shared build lock
+  # (so does the tree update, so two builds never apply patches at once).
+  exec 9>"$DQ_CACHE/build.lock"
+  say "waiting for $DQ_CACHE/build.lock"
+  flock 9
+  say "got the build lock"
 
-# The compile is the heavy part: it alone waits for the shared build lock.
-exec 9>"$DQ_CACHE/build.lock"
-say "waiting for $DQ_CACHE/build.lock"
-flock 9
-say "got the build lock"
+  # Apply the series only when it changed: unchanged files keep their mtimes.
+  series_hash=$(for p in "${patches[@]}"; do cat "$series_dir/$p"; done | sha256sum | cut -c1-16)
+  if [ "$(cat "$src/.git/dq-applied" 2>/dev/null)" != "$series_hash" ]; then
+    say "applying ${#patches[@]} patches to pristine $KVER"
+    git -C "$src" am --abort >/dev/null 2>&1 || true
+    git -C "$src" checkout -q -f --detach pristine
+    for p in "${patches[@]}"; do
+      git -C "$src" am -q "$series_dir/$p" >&2 || die "patch $p does not apply to $KVER"
+    done
+    echo "$series_hash" >"$src/.git/dq-applied"
+  fi
 
-# build-recipe-begin (changing these lines changes the cache key)
-mk() { nice -n 10 make -C "$src" O="$obj" -j"$(nproc)" "$@"; }
-cfg_hash=$(sha256sum "$fragment" | cut -c1-16)
-mkdir -p "$obj"
-if [ "$(cat "$obj/.dq-config" 2>/dev/null)" != "$cfg_hash" ] || [ ! -f "$obj/.config" ]; then
-  say "config: tinyconfig + kernel/config.fragment"
-  mk tinyconfig >/dev/null
-  "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" >/dev/null
-  mk olddefconfig >/dev/null
-  # Every `=y` line of the fragment must have survived dependency resolution.
-  while IFS= read -r line; do
-    grep -qx "$line" "$obj/.config" || die "config: $line did not stick (missing dependency?)"
-  done < <(grep '^CONFIG_.*=y$' "$fragment")
-  echo "$cfg_hash" >"$obj/.dq-config"
-fi
-say "make bzImage (progress: one line per compiled file)"
-if command -v ccache >/dev/null; then
-  export CCACHE_DIR=$DQ_CACHE/ccache
-  mk CC="ccache gcc" bzImage >&2
+  # build-recipe-begin (changing these lines changes the cache key)
+  mk() { nice -n 10 make -C "$src" O="$obj" -j"$(nproc)" "$@"; }
+  cfg_hash=$(sha256sum "$fragment" | cut -c1-16)
+  mkdir -p "$obj"
+  if [ "$(cat "$obj/.dq-config" 2>/dev/null)" != "$cfg_hash" ] || [ ! -f "$obj/.config" ]; then
+    say "config: tinyconfig + kernel/config.fragment"
+    mk tinyconfig >/dev/null
+    "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" >/dev/null
+    mk olddefconfig >/dev/null
+    # Every `=y` line of the fragment must have survived dependency resolution.
+    while IFS= read -r line; do
+      grep -qx "$line" "$obj/.config" || die "config: $line did not stick (missing dependency?)"
+    done < <(grep '^CONFIG_.*=y$' "$fragment")
+    echo "$cfg_hash" >"$obj/.dq-config"
+  fi
+  say "make bzImage (progress: one line per compiled file)"
+  if command -v ccache >/dev/null; then
+    export CCACHE_DIR=$DQ_CACHE/ccache
+    mk CC="ccache gcc" bzImage >&2
+  else
+    mk bzImage >&2
+  fi
+  # build-recipe-end
+
+  rm -rf "$bz.tmp"
+  mkdir -p "$bz.tmp"
+  cp "$obj/arch/x86/boot/bzImage" "$bz.tmp/bzImage"
+  say "installing uAPI headers (the selftest compiles against the patched kvm.h)"
+  make -C "$src" O="$obj" headers_install INSTALL_HDR_PATH="$bz.tmp/headers" >/dev/null
+  rm -rf "$bz"
+  mv "$bz.tmp" "$bz"
+  flock -u 9
 else
-  mk bzImage >&2
+  say "bzImage for kernel key $kkey: cached"
 fi
-# build-recipe-end
 
+rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
-cp "$obj/arch/x86/boot/bzImage" "$out.tmp/bzImage"
-say "installing uAPI headers (the selftest compiles against the patched kvm.h)"
-make -C "$src" O="$obj" headers_install INSTALL_HDR_PATH="$out.tmp/headers" >/dev/null
+cp "$bz/bzImage" "$out.tmp/bzImage"
+cp -a "$bz/headers" "$out.tmp/headers"
 
 # --- 3. selftest initramfs ---------------------------------------------------
 say "building the selftest initramfs"
