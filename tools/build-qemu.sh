@@ -158,8 +158,16 @@ rm -rf "$stage" "$root/$key"
 mkdir -p "$stage/opt/dq-qemu/bin" "$stage/opt/dq-qemu/share" "$stage/DEBIAN"
 install -m 0755 "$build/qemu-system-x86_64" "$stage/opt/dq-qemu/bin/"
 strip "$stage/opt/dq-qemu/bin/qemu-system-x86_64"
-# firmware and keymaps come from Debian's packages (seabios, ipxe-qemu, qemu-system-data)
-ln -s /usr/share/qemu "$stage/opt/dq-qemu/share/qemu"
+# Firmware and keymaps come from Debian's packages (qemu-system-data, seabios,
+# ipxe-qemu). Debian's own build finds them through --firmwarepath; here the datadir
+# links to them instead, which needs no reconfigure (= no full rebuild).
+mkdir -p "$stage/opt/dq-qemu/share/qemu"
+for dir in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+  [ -d "$dir" ] || die "firmware directory $dir missing: run tools/setup-host.sh (tools/deps/apt-qemu.txt)"
+  for f in "$dir"/*; do
+    [ -e "$stage/opt/dq-qemu/share/qemu/${f##*/}" ] || ln -s "$f" "$stage/opt/dq-qemu/share/qemu/"
+  done
+done
 mkdir -p "$stage/opt/dq-qemu/share/doc/dq-qemu"
 (cd "$series_dir" && cat series "${patches[@]}") | gzip -9n \
   >"$stage/opt/dq-qemu/share/doc/dq-qemu/patches.gz"
