@@ -17,7 +17,7 @@ from tests.kernel.kernel_paths import BOOT_SCRIPT
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
 BOOT_LIMIT_S = 150
-LINE = re.compile(r"^DQTEST (\S+) (PASS|FAIL|SKIP)(?: (.*))?$")
+LINE = re.compile(r"^DQTEST (\S+)(?: (PASS|FAIL|SKIP)\b)?(?: ?(.*))?$")
 KV = re.compile(r"(\w+)=(\S+)")
 
 CHECKS = [
@@ -42,7 +42,7 @@ def parse(console: str) -> dict[str, tuple[str, dict[str, str]]]:
     for raw in console.splitlines():
         m = LINE.match(raw.strip())
         if m:
-            results[m.group(1)] = (m.group(2), dict(KV.findall(m.group(3) or "")))
+            results[m.group(1)] = (m.group(2) or "", dict(KV.findall(m.group(3) or "")))
     return results
 
 
@@ -63,8 +63,12 @@ def boot() -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def test_parse_reads_result_lines() -> None:
-    got = parse("noise\nDQTEST x PASS a=1 b=two\r\nDQTEST y FAIL\n")
-    assert got == {"x": ("PASS", {"a": "1", "b": "two"}), "y": ("FAIL", {})}
+    got = parse("noise\nDQTEST x PASS a=1 b=two\r\nDQTEST y FAIL\nDQTEST summary pass=1 fail=1\n")
+    assert got == {
+        "x": ("PASS", {"a": "1", "b": "two"}),
+        "y": ("FAIL", {}),
+        "summary": ("", {"pass": "1", "fail": "1"}),
+    }
 
 
 @pytest.mark.slow
