@@ -28,11 +28,11 @@ CONFIGURE_FLAGS=(
   --disable-docs --disable-werror --disable-download --disable-install-blobs
   --prefix=/opt/dq-qemu
 )
-# The .deb's runtime dependencies (what the binary links, plus the firmware it
-# loads): alternatives cover Debian 12 and 13 (t64 library renames).
-DEB_DEPENDS="libc6 (>= 2.34), libglib2.0-0t64 (>= 2.66) | libglib2.0-0 (>= 2.66), \
-libpixman-1-0 (>= 0.40), libfdt1 (>= 1.6), zlib1g (>= 1:1.2.11), \
-seabios, ipxe-qemu, qemu-system-data (>= 1:10.0)"
+# The .deb's runtime dependencies (what `ldd` shows the binary links, plus the firmware
+# it loads): alternatives cover Debian 12 and 13 (t64 renames); any qemu-system-data
+# (Debian 12's 7.2 one too) has the option ROMs and keymaps an x86 guest needs.
+DEB_DEPENDS="libc6 (>= 2.34), libglib2.0-0t64 (>= 2.74) | libglib2.0-0 (>= 2.74), \
+libfdt1 (>= 1.6), zlib1g (>= 1:1.2.11), seabios, ipxe-qemu, qemu-system-data"
 
 root=$DQ_CACHE/qemu
 series_dir=$DQ_REPO/patches/qemu
