@@ -61,6 +61,7 @@ def test_uniform_converges_with_none_and_arrives_intact(appliance: Path) -> None
     assert {r["status"] for r in doc["progress"]} >= {"active", "completed"}
     assert {g["side"] for g in doc["guest_timeline"]} == {"src", "dst"}
     assert doc["environment"]["accel"] == "tcg"
+    assert s["boot_s"] < 30  # appliance boot to a running workload under TCG
 
 
 @pytest.fixture(scope="module")
