@@ -91,6 +91,7 @@ class Observed:
     terminal: Sample | None = None
     quota_after: dict[str, Any] | None = None  # query-dirty-quota once the migration ended
     released_after_s: float | None = None  # fault start -> throttle off (dst kill)
+    dst_quota: dict[str, Any] | None = None  # query-dirty-quota on the destination QEMU
     pids: list[int] = field(default_factory=list)
     error: str | None = None
 
@@ -164,6 +165,9 @@ class FaultyPolicy(Policy):
         if self.obs.fault_started is not None and (q is None or not q.get("enabled")):
             self.obs.released_after_s = ctx.elapsed() - self.obs.fault_started
         await self.inner.finish(ctx)
+        run_: Any = ctx
+        with contextlib.suppress(Exception):  # stock QEMU or a dead destination: None
+            self.obs.dst_quota = dict(await asyncio.wait_for(run_.dst.cmd("query-dirty-quota"), 3))
         # Let the guest report for a while after the end: its throughput then shows
         # whether any throttle (auto-converge's or the quota) is still holding it back.
         await asyncio.sleep(RECOVERY_WINDOW_S)
@@ -242,10 +246,15 @@ def assert_fault_invariants(r: FaultResult) -> None:
     if r.obs.quota_after is not None:
         assert not r.obs.quota_after.get("enabled"), r.obs.quota_after
     assert not r.leaked, r.leaked
-    # No throttle remains, seen from inside the guest: the dirtier runs as fast after the
-    # migration as before it (side by side, so a loaded host cancels out).
-    rec = recovered_ratio(r.doc)
-    assert rec is not None and rec > 0.5, f"vCPU0 throughput after/before = {rec}"
+    if r.obs.dst_quota is not None:
+        assert not r.obs.dst_quota.get("enabled"), f"destination throttled: {r.obs.dst_quota}"
+    if s["alive_on"] == "source":
+        # No throttle remains, seen from inside the guest: the dirtier runs as fast after
+        # the migration as before it (side by side, so a loaded host cancels out). On the
+        # destination the guest's periodic reports stall after the switch-over (harness
+        # issue, see docs/reliability.md), so there the QMP query above is the evidence.
+        rec = recovered_ratio(r.doc)
+        assert rec is not None and rec > 0.5, f"vCPU0 throughput after/before = {rec}"
 
 
 def recovered_ratio(doc: dict[str, Any]) -> float | None:
@@ -273,7 +282,12 @@ def table_row(r: FaultResult, recover_s: float | None, extra: str = "") -> dict[
         "recover_s": None if recover_s is None else round(recover_s, 2),
         "bad_pages": s["integrity"]["bad_pages"],
         "throttle_left": bool(r.obs.quota_after and r.obs.quota_after.get("enabled")),
-        "vcpu0_after_vs_before": round(recovered_ratio(r.doc) or 0, 2),
+        "vcpu0_after_vs_before": (
+            round(v, 2)
+            if s["alive_on"] == "source" and (v := recovered_ratio(r.doc)) is not None
+            else None
+        ),
+        "dst_quota_enabled": None if r.obs.dst_quota is None else r.obs.dst_quota.get("enabled"),
         "wall_s": round(r.wall_s, 1),
         "note": extra,
     }
@@ -292,7 +306,7 @@ def write_table(rows: list[dict[str, Any]]) -> Path:
     TABLE_DIR.mkdir(parents=True, exist_ok=True)
     (TABLE_DIR / "fault-table.json").write_text(json.dumps(rows, indent=1) + "\n")
     cols = ["fault", "policy", "outcome", "migration_s", "recover_s", "bad_pages",
-            "throttle_left", "vcpu0_after_vs_before", "wall_s", "note"]  # fmt: skip
+            "throttle_left", "dst_quota_enabled", "vcpu0_after_vs_before", "wall_s", "note"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         lines.append("| " + " | ".join("-" if row[c] is None else str(row[c]) for c in cols) + " |")
