@@ -65,6 +65,10 @@ def test_precision_from_qmp_counters() -> None:
             assert v["pool-drawn-pages"] <= v["granted-pages"]
         assert sum(v["granted-pages"] for v in d) <= BUDGET * (intervals + 1)
         hot, calm = d
+        print(
+            f"precision: {intervals} intervals, vCPU0 {hot}, vCPU1 {calm}, max overshoot "
+            f"{[v['max-overshoot-pages'] for v in q1['vcpus']]}"
+        )
         assert hot["exhausted-count"] > intervals // 4, f"vCPU0 was not throttled: {hot}"
         assert hot["sleep-ns"] > 0.2e9, f"vCPU0 barely slept: {hot}"
         assert hot["dirty-pages"] > 10 * BUDGET, "vCPU0 did not dirty: the test would be vacuous"
