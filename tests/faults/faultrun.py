@@ -306,7 +306,8 @@ def write_table(rows: list[dict[str, Any]]) -> Path:
     TABLE_DIR.mkdir(parents=True, exist_ok=True)
     (TABLE_DIR / "fault-table.json").write_text(json.dumps(rows, indent=1) + "\n")
     cols = ["fault", "policy", "outcome", "migration_s", "recover_s", "bad_pages",
-            "throttle_left", "dst_quota_enabled", "vcpu0_after_vs_before", "wall_s", "note"]  # fmt: skip
+            "throttle_left", "dst_quota_enabled", "vcpu0_after_vs_before", "wall_s",
+            "note"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         lines.append("| " + " | ".join("-" if row[c] is None else str(row[c]) for c in cols) + " |")
