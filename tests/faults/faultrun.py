@@ -253,8 +253,10 @@ def assert_fault_invariants(r: FaultResult) -> None:
         # the migration as before it (side by side, so a loaded host cancels out). On the
         # destination the guest's periodic reports stall after the switch-over (harness
         # issue, see docs/reliability.md), so there the QMP query above is the evidence.
+        # A quota left on would hold vCPU0 to ~1 % (budget pages vs its free rate) and
+        # auto-converge at 99 % to a few %: 0.35 is far above both, below host noise.
         rec = recovered_ratio(r.doc)
-        assert rec is not None and rec > 0.5, f"vCPU0 throughput after/before = {rec}"
+        assert rec is not None and rec > 0.35, f"vCPU0 throughput after/before = {rec}"
 
 
 def recovered_ratio(doc: dict[str, Any]) -> float | None:
