@@ -25,7 +25,11 @@ def playbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[st
     subprocess.run([str(REPO / "tools" / "fetch-collections.sh")], check=True, capture_output=True)
     return subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), *args],
-        cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tests.ansible.ansible_run import REPO, playbook
 
 CASES = [
     # (role, bad group_vars, text the error must contain)
-    ("dq_lab_guest", "dq_lab_guest_accel: xen\n",
-     "value of dq_lab_guest_accel must be one of: auto, kvm, tcg, got: xen"),
-    ("dq_host_base", "dq_host_base_release: buster\n",
-     "value of dq_host_base_release must be one of: trixie, bookworm, got: buster"),
+    (
+        "dq_lab_guest",
+        "dq_lab_guest_accel: xen\n",
+        "value of dq_lab_guest_accel must be one of: auto, kvm, tcg, got: xen",
+    ),
+    (
+        "dq_host_base",
+        "dq_host_base_release: buster\n",
+        "value of dq_host_base_release must be one of: trixie, bookworm, got: buster",
+    ),
     ("dq_lab_guest", "dq_lab_guest_memory_mib: lots\n", "dq_lab_guest_memory_mib"),
     ("dq_link", "dq_link_profiles: [100mbit]\n", "dq_link_profiles"),
 ]

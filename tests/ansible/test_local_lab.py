@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.ansible.ansible_run import CACHE, REPO, playbook, recap
 from tests.conftest import artifact, require
 
@@ -29,7 +28,9 @@ def leftovers() -> list[str]:
     """Everything the lab creates, if any of it still exists."""
     found = []
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {h}" for h in HOSTS if any(ln.split()[0] == h for ln in netns.splitlines() if ln)]
+    found += [
+        f"netns {h}" for h in HOSTS if any(ln.split()[0] == h for ln in netns.splitlines() if ln)
+    ]
     if subprocess.run(["ip", "link", "show", "dqbr0"], capture_output=True).returncode == 0:
         found.append("bridge dqbr0")
     for h in HOSTS:
@@ -38,8 +39,11 @@ def leftovers() -> list[str]:
     procs = subprocess.run(["pgrep", "-a", "systemd-nspawn"], capture_output=True, text=True).stdout
     found += [f"nspawn {ln}" for ln in procs.splitlines() if "/run/netns/dq-" in ln]
     mounts = Path("/proc/mounts").read_text()
-    found += [f"mount {ln.split()[1]}" for ln in mounts.splitlines()
-              if "/run/systemd/nspawn" in ln or str(CACHE / "lab") in ln]
+    found += [
+        f"mount {ln.split()[1]}"
+        for ln in mounts.splitlines()
+        if "/run/systemd/nspawn" in ln or str(CACHE / "lab") in ln
+    ]
     found += [f"machine {h}" for h in HOSTS if (CACHE / "lab" / "machines" / h).exists()]
     if (REPO / "inventory" / "local" / "hosts.yml").exists():
         found.append("inventory/local/hosts.yml")
@@ -49,9 +53,13 @@ def leftovers() -> list[str]:
 @pytest.fixture(scope="module")
 def local_lab():
     for tool in ("systemd-nspawn", "debootstrap", "apt-cacher-ng"):
-        require(shutil.which(tool) is not None or Path(f"/usr/sbin/{tool}").exists(),
-                f"{tool} not installed (tools/deps/apt-ansible.txt; run ./dqlab setup)")
-    require(artifact("appliance") is not None, "guest appliance not built (tools/build-appliance.sh)")
+        require(
+            shutil.which(tool) is not None or Path(f"/usr/sbin/{tool}").exists(),
+            f"{tool} not installed (tools/deps/apt-ansible.txt; run ./dqlab setup)",
+        )
+    require(
+        artifact("appliance") is not None, "guest appliance not built (tools/build-appliance.sh)"
+    )
     require(artifact("rootfs") is not None, "lab base image not built (tools/build-rootfs.sh)")
     assert lab("down").returncode == 0
     up = lab("up")
@@ -82,9 +90,18 @@ def test_site_provisions_and_is_idempotent(local_lab: None) -> None:
 def test_scripted_migration_with_verified_guest(local_lab: None) -> None:
     # The harness scenario that converges over 100 Mbit/s: two vCPUs dirtying 2 MB/s each.
     out = playbook(
-        "-i", "inventory/local", "playbooks/migrate.yml", "-e",
-        json.dumps({"dq_scenario_workload": "uniform", "dq_scenario_policies": ["none"],
-                    "dq_scenario_bandwidths": ["100mbit"], "dq_scenario_timeout_s": 90}),
+        "-i",
+        "inventory/local",
+        "playbooks/migrate.yml",
+        "-e",
+        json.dumps(
+            {
+                "dq_scenario_workload": "uniform",
+                "dq_scenario_policies": ["none"],
+                "dq_scenario_bandwidths": ["100mbit"],
+                "dq_scenario_timeout_s": 90,
+            }
+        ),
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     results = Path((CACHE / "results" / "latest").resolve())

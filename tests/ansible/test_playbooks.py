@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.ansible.ansible_run import REPO, playbook
 
 PLAYBOOKS = sorted(p.name for p in (REPO / "playbooks").glob("*.yml"))
@@ -26,7 +25,7 @@ def test_every_default_has_an_argument_spec(role: str) -> None:
     defaults = yaml.safe_load((root / "defaults" / "main.yml").read_text()) or {}
     specs = yaml.safe_load((root / "meta" / "argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"]["options"]
-    assert set(defaults) == set(options), (set(defaults) ^ set(options))
+    assert set(defaults) == set(options), set(defaults) ^ set(options)
     for name, spec in options.items():
         assert spec.get("type") and spec.get("description"), name
         assert name.startswith(role + "_"), f"{name}: not namespaced by the role"
