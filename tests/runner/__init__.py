@@ -1,0 +1,1 @@
+"""Runner tests: real sshd per network namespace, real QEMU over the sessions."""
