@@ -31,7 +31,12 @@ def patched_qemu() -> Path | None:
         return None
     if a is None:
         return None
-    roots = [a] if a.is_dir() else [a.parent, *sorted(a.parent.glob("*/"))]
+    if a.is_dir():
+        roots = [a]
+    else:
+        # dq-qemu_<version>+dq.<key>_amd64.deb sits next to its unpacked tree <key>/.
+        key = a.name.rsplit("+dq.", 1)[-1].split("_", 1)[0]
+        roots = [a.parent / key]
     for r in roots:
         for rel in ("opt/dq-qemu/bin/qemu-system-x86_64", "bin/qemu-system-x86_64"):
             if (r / rel).is_file() and os.access(r / rel, os.X_OK):

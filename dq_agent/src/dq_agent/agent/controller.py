@@ -61,6 +61,7 @@ class Migration:
     last_iteration: int = 0
     last_processed: int = 0
     last_apply_t: float = float("-inf")
+    exhausted_at_sync: int = 0
     last_read_t: float = float("-inf")
 
 
@@ -75,6 +76,12 @@ class Snapshot:
     last_loop_seconds: float
     connected: bool
     configured_backend: str
+
+
+def _exhausted(reading: Reading | None) -> int:
+    if reading is None:
+        return 0
+    return sum(v.exhausted_count or 0 for v in reading.vcpus)
 
 
 class Controller:
@@ -210,10 +217,19 @@ class Controller:
         if not stats.outgoing_migration:
             self.finish(m.domain, "job-ended")
             return False
-        if stats.memory_iteration > m.last_iteration and m.last_iteration > 0:
-            # A bitmap sync happened: give the engine's start/stop evidence one period.
+        synced = stats.memory_iteration > m.last_iteration > 0
+        # start_immediately: throttle from the first tick until the migration ends (as
+        # QEMU's auto-converge never backs off mid-migration). Otherwise a bitmap sync
+        # gives the engine's start/stop evidence one period.
+        if synced and not self.cfg.start_immediately:
             sent = max(stats.data_processed - m.last_processed, 0)
             dirtied = stats.dirty_rate_bps * self.cfg.tick_ms // 1000
+            exhausted = _exhausted(m.reading)
+            if m.enforcing and exhausted > m.exhausted_at_sync:
+                # Under our own throttle QEMU reports what the quota let through, not what
+                # the guest wanted; vCPUs running out of quota mean demand is still high.
+                dirtied = sent
+            m.exhausted_at_sync = exhausted
             m.trigger = m.trigger.on_sync(dirtied, sent)
         if stats.memory_iteration != m.last_iteration:
             m.last_iteration = stats.memory_iteration
