@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import artifact, require
+from tests.conftest import CACHE, artifact, require
 from tests.kernel.kernel_paths import BOOT_SCRIPT
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
@@ -57,8 +57,14 @@ def boot() -> dict[str, tuple[str, dict[str, str]]]:
         text=True,
         timeout=BOOT_LIMIT_S + 30,
     )
+    # Keep the last console for diagnosis: a failure here is a bug to find, not to retry.
+    console = CACHE / "kernel" / "pytest-last-boot.log"
+    console.write_text(run.stdout + "\n--- stderr ---\n" + run.stderr)
     results = parse(run.stdout)
-    assert "summary" in results, f"no selftest summary (rc={run.returncode}):\n{run.stdout[-3000:]}"
+    assert "summary" in results, (
+        f"no selftest summary (rc={run.returncode}, console kept in {console}):\n"
+        f"{run.stdout[-3000:]}\n{run.stderr[-1000:]}"
+    )
     return results
 
 
