@@ -29,7 +29,7 @@ from dq_agent.harness.scenario import load_scenario
 
 GREETING = {"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": ""},
                     "capabilities": []}}  # fmt: skip
-BOUND_S = 20.0
+BOUND_S = 10.0  # a healthy QEMU answers query-migrate in milliseconds
 
 
 async def messages(r: asyncio.StreamReader) -> AsyncIterator[dict[str, Any]]:
