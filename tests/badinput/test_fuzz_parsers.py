@@ -200,3 +200,25 @@ def test_agent_config_roundtrip_sanity() -> None:
     cfg = parse(tomllib.loads('[control]\nbackend = "observe"\n'))
     assert cfg.backend == "observe"
     assert json.dumps(VALID_SCENARIO)
+
+
+HARNESS_KEYS = [
+    "name", "memory_mib", "link_mbit", "baseline_s", "timeout_s", "downtime_limit_ms",
+    "report_ms", "vcpus", "phases", "kind", "rate_mbps", "ws_mib", "write_pct", "pattern",
+    "dur_s",
+]  # fmt: skip
+VALID_HARNESS = {"name": "fuzz", "vcpus": [{"phases": [{"kind": "dirty", "ws_mib": 8}]}]}
+
+
+@FUZZ
+@given(
+    st.dictionaries(st.sampled_from(HARNESS_KEYS), doc_with(HARNESS_KEYS), max_size=6),
+    st.booleans(),
+)
+def test_harness_scenario_never_crashes(patch: dict[str, Any], on_valid_base: bool) -> None:
+    from dq_agent.harness.errors import ScenarioError as HarnessScenarioError
+    from dq_agent.harness.scenario import parse_scenario
+
+    doc = {**VALID_HARNESS, **patch} if on_valid_base else patch
+    with contextlib.suppress(HarnessScenarioError):
+        parse_scenario(doc)
