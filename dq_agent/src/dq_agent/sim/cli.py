@@ -69,7 +69,7 @@ def _overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise UsageError(f"--param {item!r}: unknown policy '{policy}'")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except ValueError:
             value = raw
         out.setdefault(policy, {})[param] = value
     return out

@@ -315,7 +315,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read: {e.strerror}") from None
     try:
         raw = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+    except ValueError as e:  # decode errors, and ints past Python's digit limit
         raise ScenarioError(f"{path}: not valid {p.suffix.lstrip('.') or 'TOML'}: {e}") from None
     try:
         return scenario_from_mapping(raw, str(p))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE = {
@@ -21,18 +22,29 @@ _SIZE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]+)?\s*$")
 _RATE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]+)\s*/\s*s\s*$")
 
 
+def _finite(x: int | float, what: str) -> float:
+    """float(x), refusing values no real guest or link has (overflow, inf, nan)."""
+    try:
+        f = float(x)
+    except OverflowError:
+        raise ValueError(f"{what} is out of range") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{what} is out of range")
+    return f
+
+
 def parse_size(value: object) -> float:
     """Bytes from an int/float (bytes) or a string like '4 GiB'; ValueError says why."""
     if isinstance(value, bool):
         raise ValueError("must be a size like '4 GiB' or a number of bytes")
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(value, "size")
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
         if m:
             unit = (m.group(2) or "b").lower()
             if unit in _SIZE:
-                return float(m.group(1)) * _SIZE[unit]
+                return _finite(float(m.group(1)) * _SIZE[unit], "size")
     raise ValueError(f"must be a size like '4 GiB' or a number of bytes, not {value!r}")
 
 
@@ -41,13 +53,13 @@ def parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a rate like '640 MB/s' or a number of bytes/s")
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(value, "rate")
     if isinstance(value, str):
         m = _RATE_RE.match(value)
         if m:
             unit = m.group(2).lower()
             if unit in _SIZE:
-                return float(m.group(1)) * _SIZE[unit]
+                return _finite(float(m.group(1)) * _SIZE[unit], "rate")
             if unit in _BITS:
-                return float(m.group(1)) * _BITS[unit] / 8
+                return _finite(float(m.group(1)) * _BITS[unit] / 8, "rate")
     raise ValueError(f"must be a rate like '640 MB/s' or '1 Gbit/s', not {value!r}")
