@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -122,5 +123,12 @@ def test_qmp_tunnel_reaches_a_real_qemu(lab: LabHosts) -> None:
 
             assert asyncio.run(status()) in ("running", "prelaunch")
             assert asyncio.run(status()) in ("running", "prelaunch")  # a second connection
+            # a missing remote socket: the local connection just ends; the session lives on
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(15)
+            c.connect(s.open_unix_socket(f"{rundir}/nothing.sock"))
+            assert c.recv(10) == b""
+            c.close()
+            assert asyncio.run(status()) in ("running", "prelaunch")
         finally:
             s.run(f"kill $(cat {rundir}/q.pid) 2>/dev/null; sleep 0.3; rm -rf {rundir}")

@@ -80,7 +80,8 @@ def open_streamlocal(transport: paramiko.Transport, path: str, timeout: float = 
             break
     opened = t._channels.get(chanid)
     if opened is None or not event.is_set():
-        raise paramiko.SSHException(f"remote socket {path}: channel refused")
+        why = t.get_exception()  # the server's reason; reading it also clears it
+        raise paramiko.SSHException(f"remote socket {path}: channel refused ({why or 'timeout'})")
     return opened
 
 
