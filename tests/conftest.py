@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("DQ_CACHE", "/var/cache/dqlab"))
+
+# Test the checkout these tests belong to, never whichever checkout the shared venv's
+# editable install last pointed at (several clones share one cached venv); subprocesses
+# such as `python -m dq_agent...` inherit it through PYTHONPATH.
+_SRC = str(REPO / "dq_agent" / "src")
+if sys.path[0] != _SRC:
+    sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [
+        _SRC,
+        *[
+            p
+            for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and p != _SRC
+        ],
+    ]
+)
 
 
 def require(condition: bool, why: str) -> None:

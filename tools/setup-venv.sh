@@ -18,10 +18,7 @@ fi
 # Editable install of the package itself (cheap; tracks the checkout in use).
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$DQ_REPO/dq_agent" >/dev/null 2>&1 || \
   "$venv/bin/pip" install -q --no-deps -e "$DQ_REPO/dq_agent"
-if [ -f "$DQ_REPO/collections/requirements.yml" ] && [ ! -f "$venv/.collections-$(sha256sum <"$DQ_REPO/collections/requirements.yml" | cut -c1-12)" ]; then
-  say "installing pinned Ansible collections"
-  "$venv/bin/ansible-galaxy" collection install -q -r "$DQ_REPO/collections/requirements.yml" -p "$DQ_CACHE/collections" >/dev/null
-  touch "$venv/.collections-$(sha256sum <"$DQ_REPO/collections/requirements.yml" | cut -c1-12)"
-fi
 ln -sfn "$venv" "$DQ_CACHE/venv"
+# Pinned collections, from the PyPI bundle (Galaxy is not reachable from lab machines).
+"$DQ_REPO/tools/fetch-collections.sh" >/dev/null
 echo "$venv"

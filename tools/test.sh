@@ -9,6 +9,8 @@ stage "setup"
 "$DQ_REPO/tools/setup-host.sh" >/dev/null
 venv=$(readlink -f "$DQ_CACHE/venv")
 export PATH="$venv/bin:$PATH"
+# This checkout's package wins over the shared venv's editable install.
+export PYTHONPATH="$DQ_REPO/dq_agent/src${PYTHONPATH:+:$PYTHONPATH}"
 
 # Cached builds (each prints its artifact path last).
 for b in "$DQ_REPO"/tools/build-*.sh; do
