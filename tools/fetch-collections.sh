@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the collections pinned in collections/requirements.pinned.yml into
+# Install the collections pinned in collections/requirements.yml into
 # $DQ_CACHE/collections without Galaxy (unreachable here): they are taken out of the
 # pinned PyPI bundle wheel (ordinary `pip download`), and each version is checked
 # against the pin. Idempotent. Last stdout line: the collections path.
@@ -7,7 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 bundle=ansible==12.3.0
-req=$DQ_REPO/collections/requirements.pinned.yml
+req=$DQ_REPO/collections/requirements.yml
 dest=$DQ_CACHE/collections
 src=$DQ_CACHE/collections-src
 key=$( (echo "$bundle"; cat "$req") | sha256sum | cut -c1-12)
