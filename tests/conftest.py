@@ -21,11 +21,7 @@ if sys.path[0] != _SRC:
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [
         _SRC,
-        *[
-            p
-            for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-            if p and p != _SRC
-        ],
+        *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC],
     ]
 )
 
