@@ -26,7 +26,7 @@ from dq_agent.harness.guest import Console, GuestState, wait_for
 from dq_agent.harness.netns import Link
 from dq_agent.harness.policies import Policy, make_policy
 from dq_agent.harness.progress import progress_record
-from dq_agent.harness.qemu import DEFAULT_QEMU, VM, check_version, choose_accel
+from dq_agent.harness.qemu import DEFAULT_QEMU, VM, check_version, choose_accel, qemu_version
 from dq_agent.harness.ramcompare import differing_pages
 from dq_agent.harness.scenario import Scenario
 from dq_agent.harness.summary import throttled_seconds, vcpu_summary
@@ -115,10 +115,13 @@ class Run:
 
     async def execute(self) -> dict[str, Any]:
         app = appliance_dir(self.opts)
-        accel = choose_accel(
-            self.opts.accel, self.opts.qemu, str(app / "vmlinuz"), str(app / "initrd.gz")
-        )
         try:
+            # the binary must run before the KVM probe boots it (a missing --qemu is bad
+            # input, not a traceback from the probe)
+            qemu_version(self.opts.qemu)
+            accel = choose_accel(
+                self.opts.accel, self.opts.qemu, str(app / "vmlinuz"), str(app / "initrd.gz")
+            )
             qver = check_version(self.opts.qemu, accel, self.opts.allow_old_qemu)
         except HarnessError as e:
             raise ScenarioError(f"--qemu: {e}") from None
