@@ -95,6 +95,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.cmd == "link":
         if not 1 <= args.rate_mbit <= 10000:
             raise ScenarioError("--rate-mbit: must be in [1, 10000]")
+        if not 0.5 <= args.seconds <= 60:
+            raise ScenarioError("--seconds: must be in [0.5, 60]")
         with Link(args.rate_mbit) as lk:
             got = measure_link(lk, args.seconds)
         print(f"tc rate {args.rate_mbit:g} Mbit/s, measured {got:.1f} Mbit/s")
