@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
-from dq_agent.harness.errors import HarnessError
+from dq_agent.harness.errors import HarnessError, QMPCommandError, QMPError
 
 log = logging.getLogger("dq_agent.harness")
 
 DEFAULT_QEMU = "/usr/bin/qemu-system-x86_64"
+QMP_TIMEOUT_S = 6.0  # a healthy QEMU answers in milliseconds; a wedged one must not hang us
 MIN_TCG_VERSION = (9, 0)  # upstream 03bfc2188f: older TCG loses dirty pages in migration
 
 
@@ -238,8 +239,23 @@ class VM:
             return (self.rundir / f"{self.name}.log").read_text(errors="replace")[-400:].strip()
         return ""
 
-    async def cmd(self, name: str, **args: Any) -> Any:
-        return await self.qmp.execute(name, args or None)
+    async def cmd(self, name: str, timeout: float = QMP_TIMEOUT_S, **args: Any) -> Any:
+        """One QMP command, bounded in time; every failure is a QMPError (a HarnessError)."""
+        try:
+            return await asyncio.wait_for(self.qmp.execute(name, args or None), timeout)
+        except ExecuteError as e:
+            raise QMPCommandError(name, str(e.error.error.desc)) from None
+        except TimeoutError:
+            raise QMPError(f"qmp {name} ({self.name}): no answer within {timeout:g} s") from None
+        except Exception as e:  # dropped connection, undecodable reply, client state
+            raise QMPError(f"qmp {name} ({self.name}): {type(e).__name__}: {e}") from None
+
+    async def query(self, name: str, timeout: float = QMP_TIMEOUT_S) -> dict[str, Any]:
+        """A query command whose reply must be a JSON object."""
+        r = await self.cmd(name, timeout)
+        if not isinstance(r, dict):
+            raise QMPError(f"qmp {name} ({self.name}): reply is {type(r).__name__}, not an object")
+        return r
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -248,7 +264,7 @@ class VM:
         if not self.alive():
             return "dead"
         try:
-            r = await asyncio.wait_for(self.cmd("query-status"), 5)
+            r = await self.query("query-status", 5)
             return str(r["status"])
         except Exception:
             return "unknown"

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[4]
 POLL_S = 0.08  # query-migrate cadence (50-100 ms)
 BOOT_TIMEOUT_S = 90.0
 VERIFY_TIMEOUT_S = 60.0
+ABORT_QMP_S = 2.0  # best-effort cleanup commands after a QMP failure
 MIGRATION_PORT = 4444
 
 
@@ -189,7 +190,11 @@ class Run:
 
         self.t0 = time.monotonic()
         await self.src.cmd("migrate", uri=uri)
-        final = await self._poll()
+        try:
+            final = await self._poll()
+        except Exception:
+            await self._abort()
+            raise
         t_end = time.monotonic()
         await self.policy.finish(self)
 
@@ -214,7 +219,7 @@ class Run:
         """Poll query-migrate until it ends; cancel on timeout. Returns the last reply."""
         cancelled_at: float | None = None
         while True:
-            q = await self.src.cmd("query-migrate")
+            q = await self.src.query("query-migrate")
             rec = progress_record(self.elapsed(), q)
             await self.policy.on_poll(self, rec)
             self.progress.append(rec)
@@ -228,6 +233,16 @@ class Run:
             elif cancelled_at is not None and time.monotonic() - cancelled_at > 30:
                 raise HarnessError("migration did not stop within 30 s of migrate_cancel")
             await asyncio.sleep(POLL_S)
+
+    async def _abort(self) -> None:
+        """After a failed poll: stop the migration and unthrottle the guest, best effort and
+        bounded (the monitor may be the thing that broke); stop() then ends both QEMUs."""
+        with contextlib.suppress(Exception):
+            await self.src.cmd("migrate_cancel", timeout=ABORT_QMP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.policy.finish(self), ABORT_QMP_S)
+        with contextlib.suppress(Exception):  # whatever the policy, no guest left throttled
+            await self.src.cmd("cancel-dirty-quota", timeout=ABORT_QMP_S)
 
     async def _settle(self, vm: VM, timeout: float = 20.0) -> str:
         """Wait until the VM has left `inmigrate`; returns its status."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qemu.qmp import ExecuteError
-
-from dq_agent.harness.errors import PolicyUnavailable
+from dq_agent.harness.errors import PolicyUnavailable, QMPCommandError
 from dq_agent.harness.policies import MigrationContext, Policy, int_param, no_unknown
 
 NAME = "dirty-limit"
@@ -31,8 +29,8 @@ class DirtyLimit(Policy):
                 "migrate-set-capabilities",
                 capabilities=[{"capability": "dirty-limit", "state": True}],
             )
-        except ExecuteError as e:
-            raise PolicyUnavailable(str(e.error.error.desc)) from None
+        except QMPCommandError as e:
+            raise PolicyUnavailable(str(e.desc)) from None
 
     async def prepare(self, ctx: MigrationContext) -> None:
         await ctx.src_cmd(

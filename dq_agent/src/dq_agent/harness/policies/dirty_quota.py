@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from qemu.qmp import ExecuteError
-
 from dq_agent.engine import ThroughputEstimator, budget_pages
-from dq_agent.harness.errors import PolicyUnavailable
+from dq_agent.harness.errors import PolicyUnavailable, QMPCommandError
 from dq_agent.harness.policies import (
     MigrationContext,
     Policy,
@@ -47,10 +45,8 @@ class DirtyQuota(Policy):
     async def check(self, ctx: MigrationContext) -> None:
         try:
             q = await ctx.src_cmd("query-dirty-quota")
-        except ExecuteError as e:
-            raise PolicyUnavailable(
-                f"this QEMU has no dirty quota ({e.error.error.desc})"
-            ) from None
+        except QMPCommandError as e:
+            raise PolicyUnavailable(f"this QEMU has no dirty quota ({e.desc})") from None
         if not q.get("available", False):
             raise PolicyUnavailable(str(q.get("reason", "dirty quota not available")))
 
@@ -69,7 +65,7 @@ class DirtyQuota(Policy):
                 "budget-pages": budget_pages(thr, self.interval_ms / 1000, self.factor),
                 "deadline-ms": self.deadline_ms,
             }
-        with contextlib.suppress(ExecuteError):  # migration may have just ended
+        with contextlib.suppress(QMPCommandError):  # migration may have just ended
             await ctx.src_cmd("set-dirty-quota", **args)
             q = await ctx.src_cmd("query-dirty-quota")
             record["quota"] = {
