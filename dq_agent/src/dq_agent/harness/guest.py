@@ -13,10 +13,15 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 MAX_LINE = 512
 MAX_RAW = 200
 MAX_TIMELINE = 200_000
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+MAX_RECORDS = 10_000  # per table (verifies, pfns): the harness asks for a handful
 
 _NUM = r"(\d{1,15}(?:\.\d{1,6})?)"
 TP_RE = re.compile(
@@ -50,6 +55,7 @@ class GuestState:
     pfns: dict[tuple[int, int], int] = field(default_factory=dict)
     raw: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_RAW))
     error_field: str | None = None
+    verify_seq: int = 0  # ids the harness handed out (independent of what the guest printed)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def feed(self, side: str, line: str, t_host: float) -> None:
@@ -60,20 +66,38 @@ class GuestState:
                     Sample(t_host, side, int(m[1]), int(m[2]), float(m[3]), float(m[4]))
                 )
         elif m := VERIFY_RE.fullmatch(line):
-            self.verifies[int(m[1])] = (int(m[2]), int(m[3]))
+            _put_bounded(self.verifies, int(m[1]), (int(m[2]), int(m[3])))
         elif m := PFN_RE.fullmatch(line):
-            self.pfns[(int(m[1]), int(m[2]))] = int(m[3])
+            _put_bounded(self.pfns, (int(m[1]), int(m[2])), int(m[3]))
         elif READY_RE.fullmatch(line):
             self.ready.set()
         elif m := ERROR_RE.fullmatch(line):
             self.error_field = m[1]
             self.ready.set()
         else:
-            self.raw.append(f"{side}: {line[:200]}")
+            self.raw.append(f"{side}: {printable(line[:200])}")
         self.changed.set()
 
     def last_sample_t(self, side: str) -> float:
         return max((s.t_host for s in self.samples if s.side == side), default=0.0)
+
+    def next_verify_id(self) -> int:
+        self.verify_seq += 1
+        return self.verify_seq
+
+
+def _put_bounded(table: dict[_K, _V], key: _K, value: _V) -> None:
+    """Insert; past MAX_RECORDS the oldest entry goes (a flooding guest cannot grow us)."""
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > MAX_RECORDS:
+        del table[next(iter(table))]
+
+
+def printable(text: str) -> str:
+    """Guest text safe for result files and terminals: control characters (escape
+    sequences, NUL, backspace) become '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 class Console:
@@ -100,17 +124,24 @@ class Console:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         buf = b""
+        skipping = False  # inside an over-long line: discard up to its newline
         while True:
             chunk = await reader.read(4096)
             if not chunk:
                 return
             buf += chunk
             *lines, buf = buf.split(b"\n")
-            if len(buf) > MAX_LINE:  # an unterminated flood: drop it
-                buf = b""
             now = time.monotonic()
             for raw in lines:
-                self.state.feed(self.side, raw[:MAX_LINE].decode("ascii", "replace"), now)
+                # an over-long line is dropped whole: cut short, its head could parse as
+                # a valid record (and its tail, after a flood, too)
+                if skipping or len(raw) > MAX_LINE:
+                    self.state.feed(self.side, "(over-long line dropped)", now)
+                else:
+                    self.state.feed(self.side, raw.decode("ascii", "replace"), now)
+                skipping = False
+            if len(buf) > MAX_LINE:  # an unterminated flood: drop it and the rest of it
+                buf, skipping = b"", True
 
     async def send(self, line: str) -> None:
         if self._writer is None:

@@ -278,7 +278,7 @@ class Run:
 
     async def _verify(self, con: Console) -> dict[str, Any] | None:
         """The guest checks every owned page (all workers parked) and reports bad ones."""
-        vid = len(self.state.verifies) + 1
+        vid = self.state.next_verify_id()
         await con.send(f"verify {vid}")
         if not await wait_for(self.state, lambda: vid in self.state.verifies, VERIFY_TIMEOUT_S):
             return None
