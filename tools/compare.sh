@@ -5,7 +5,8 @@
 #   3. provision it with playbooks/site.yml
 #   4. run the default scenario with playbooks/migrate.yml: skewed guest over 100 Mbit/s,
 #      policies none, auto-converge, dirty-quota
-#   5. print the comparison table and where the results are
+#   5. print the comparison table, record the runs (history, Pushgateway), render the HTML
+#      report, and print where the results, the report and Prometheus are
 # The lab stays up afterwards (./dqlab lab down removes it); DQ_COMPARE_DOWN=1 tears it
 # down at the end. Extra arguments go to ansible-playbook migrate.yml (e.g. -e ...).
 set -euo pipefail
@@ -60,6 +61,19 @@ results=$(readlink -f "$DQ_CACHE/results/latest")
 cat "$results/table.txt"
 echo "results: $results (one dqlab-run-result JSON per run, table.txt)"
 echo "logs:    $DQ_CACHE/lab/site.log $DQ_CACHE/lab/migrate.log"
+
+# Fold the runs into the lab's history, push their summaries to the lab's Pushgateway
+# (Prometheus on the monitor host scrapes it) and render the static HTML report.
+mon=$(ansible-inventory -i inventory/local --list \
+  | python3 -c 'import json,sys; inv=json.load(sys.stdin); h=inv["dq_monitors"]["hosts"][0]; print(inv["_meta"]["hostvars"][h]["ansible_host"])') \
+  || die "inventory/local: no monitor host (group dq_monitors) with an ansible_host"
+history=$DQ_CACHE/lab/history.jsonl
+python -m dq_agent.nightly record --history "$history" --gateway "$mon:9091" "$results"/*.json >&2 \
+  || say "   WARNING: could not record or push the results (above); they are kept in $results"
+# Exit 1 means a regression against earlier comparisons: reported, not fatal here.
+python -m dq_agent.nightly verdict --history "$history" --report-dir "$results/report" >&2 || true
+echo "report:     $results/report/index.html"
+echo "prometheus: http://$mon:9090 (Pushgateway http://$mon:9091; Grafana provisioning rendered on $mon, server not installed in the local lab)"
 if [ "${DQ_COMPARE_DOWN:-0}" = 1 ]; then "$DQ_REPO/tools/lab.sh" down; fi
 echo "timings:"
 printf '  %s\n' "${timings[@]}"
