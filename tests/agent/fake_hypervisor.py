@@ -31,6 +31,7 @@ class FakeGuest:
     quota_times: list[float] = field(default_factory=list)
     cancels: int = 0
     enabled: bool = False
+    declared: str | None = None  # already-parsed policy from the domain's metadata
 
     def advance(self, dt: float) -> None:
         self.t += dt
@@ -126,6 +127,9 @@ class FakeHypervisor:
 
     def vcpu_count(self, domain: str) -> int:
         return self._guest(domain).vcpus
+
+    def declared_policy(self, domain: str) -> str | None:
+        return self._guest(domain).declared
 
     def qmp(self, domain: str) -> Execute:
         def execute(command: str, arguments: dict[str, Any] | None) -> Any:

@@ -119,3 +119,25 @@ def test_a_bug_in_one_migration_does_not_stop_the_others() -> None:
         c.tick()
     assert c.snapshot().errors.get("internal", 0) == 10
     assert len(hv.guests["b"].quota_calls) > before  # b is still controlled
+
+
+def test_domain_declaring_another_policy_is_observed_only() -> None:
+    cfg = Config(backend="dirty-quota")
+    guests = [
+        FakeGuest("plain", vcpus=2),
+        FakeGuest("dq", vcpus=2, declared="dirty-quota"),
+        FakeGuest("none", vcpus=2, declared="none"),
+        FakeGuest("ac", vcpus=2, declared="auto-converge"),
+    ]
+    c, hv = _run(cfg, guests, ticks=3)
+    assert hv.guests["plain"].quota_calls and hv.guests["dq"].quota_calls
+    assert hv.guests["none"].quota_calls == [] and hv.guests["ac"].quota_calls == []
+    by_name = {m.domain: m for m in c.snapshot().migrations}
+    assert by_name["none"].backend.name == "observe" and not by_name["none"].enforcing
+    assert by_name["none"].declared_policy == "none"
+
+
+def test_declaring_dirty_quota_does_not_override_a_config_opt_out() -> None:
+    cfg = Config(backend="dirty-quota", domains={"dq": DomainPolicy(enabled=False)})
+    _c, hv = _run(cfg, [FakeGuest("dq", declared="dirty-quota")], ticks=3)
+    assert hv.guests["dq"].quota_calls == []

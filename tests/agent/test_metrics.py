@@ -19,12 +19,15 @@ from dq_agent.agent.controller import Controller
 from dq_agent.agent.metrics import FAMILIES, AgentCollector, exposed_name
 
 IDENTITY = {"domain", "vcpu", "host"}
-ENUMS = {"backend", "kind", "policy"}  # bounded value sets, documented in docs/agent.md
+# Bounded value sets, documented in docs/agent.md.
+ENUMS = {"backend", "kind", "policy", "declared_policy"}
 DIRTY_LIMIT_ONLY = {"dq_vcpu_dirty_rate_bytes_per_second"}
 
 
 def exposition() -> str:
-    hv = FakeHypervisor([FakeGuest("web"), FakeGuest("db", vcpus=2)])
+    hv = FakeHypervisor(
+        [FakeGuest("web"), FakeGuest("db", vcpus=2), FakeGuest("ref", vcpus=2, declared="none")]
+    )
     clock = [0.0]
     c = Controller(Config(backend="dirty-quota"), hv, lambda: clock[0])
     for n in hv.migrating_domains():
@@ -79,3 +82,11 @@ def test_promtool_check_metrics_clean() -> None:
     assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", (
         r.stdout + r.stderr
     )
+
+
+def test_policy_info_exports_the_declared_policy() -> None:
+    fams = {f.name: f for f in text_string_to_metric_families(exposition())}
+    info = {s.labels["domain"]: s.labels for s in fams[exposed_name("dq_migration_policy")].samples}
+    assert info["ref"]["declared_policy"] == "none"
+    assert info["ref"]["policy"] == "declared-other-policy"
+    assert info["web"]["declared_policy"] == "" and info["web"]["policy"] == "dirty-quota"

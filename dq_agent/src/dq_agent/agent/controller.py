@@ -19,6 +19,7 @@ from functools import partial
 from dq_agent.agent import backends, log
 from dq_agent.agent.backends import Availability, Backend, QuotaPlan, Reading
 from dq_agent.agent.config import Config
+from dq_agent.agent.declared import throttle_allowed
 from dq_agent.agent.hypervisor import DomainGone, Event, Hypervisor, HypervisorError
 from dq_agent.agent.jobstats import JobStats
 from dq_agent.agent.qmp import QmpError
@@ -54,6 +55,7 @@ class Migration:
     estimator: ThroughputEstimator
     trigger: TriggerState
     stats: JobStats = field(default_factory=JobStats)
+    declared_policy: str | None = None  # from the domain's metadata (contracts.md §5)
     throughput_bps: float = 0.0
     plan: QuotaPlan | None = None
     reading: Reading | None = None
@@ -98,6 +100,8 @@ class Controller:
         self.loop_seconds_sum = 0.0
         self.last_loop_seconds = 0.0
         self.connected = False
+        # (domain, declared policy) pairs already logged as observe-only: log why once.
+        self._declared_logged: set[tuple[str, str]] = set()
 
     # -- membership -------------------------------------------------------------------
     @property
@@ -121,7 +125,11 @@ class Controller:
                 return
             vcpus = self.hv.vcpu_count(domain)
             qmp = self.hv.qmp(domain)
-            if policy.enabled:
+            declared = self.hv.declared_policy(domain)
+            # A domain declaring another policy (none, auto-converge) is only observed:
+            # throttling it would silently turn its run into a dirty-quota run.
+            enabled = policy.enabled and throttle_allowed(declared)
+            if enabled:
                 backend, probes = backends.choose(self.cfg.backend, qmp, self.cfg.interval_ms)
             else:
                 backend, probes = backends.make("observe"), {}
@@ -145,11 +153,21 @@ class Controller:
             link=policy.link,
             weight=policy.weight,
             vcpu_weights=weights,
-            enabled=policy.enabled,
+            enabled=enabled,
             estimator=ThroughputEstimator(self.cfg.window),
             trigger=TriggerState.initial(self.cfg.start_immediately),
             stats=stats,
+            declared_policy=declared,
         )
+        if declared is not None and not throttle_allowed(declared):
+            key = (domain, declared)
+            if key not in self._declared_logged:
+                self._declared_logged.add(key)
+                log.info(
+                    "observing only: domain declares another migration policy",
+                    domain=domain,
+                    declared_policy=declared,
+                )
         with self._lock:
             self._migrations[domain] = m
         why = "; ".join(f"{k}: {v.reason}" for k, v in probes.items() if not v.available)
@@ -161,6 +179,7 @@ class Controller:
             vcpus=vcpus,
             link=m.link,
             opted_out=not policy.enabled,
+            declared_policy=declared or "",
             unavailable=why,
         )
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dq_agent.agent import log
+from dq_agent.agent.declared import NAMESPACE, parse_declared_policy
 from dq_agent.agent.jobstats import OPERATION_MIGRATION_OUT, JobStats
 from dq_agent.agent.qmp import Execute, QmpError, request, unwrap
 
@@ -46,6 +47,8 @@ class Hypervisor(Protocol):
     def vcpu_count(self, domain: str) -> int: ...
 
     def qmp(self, domain: str) -> Execute: ...
+
+    def declared_policy(self, domain: str) -> str | None: ...
 
 
 EventSink = Callable[[Event], None]
@@ -199,6 +202,21 @@ class LibvirtHypervisor:
             return int(self._dom(domain).vcpusFlags(libvirt.VIR_DOMAIN_VCPU_LIVE))
         except libvirt.libvirtError as e:
             raise HypervisorError(e.get_error_message()) from None
+
+    def declared_policy(self, domain: str) -> str | None:
+        """The policy the domain declares in its metadata (docs/contracts.md §5), or None."""
+        import libvirt
+
+        dom = self._dom(domain)
+        try:
+            text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                return None
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise DomainGone(domain) from None
+            raise HypervisorError(e.get_error_message()) from None
+        return parse_declared_policy(text)
 
     def qmp(self, domain: str) -> Execute:
         import libvirt

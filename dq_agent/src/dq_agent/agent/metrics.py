@@ -2,7 +2,7 @@
 
 One prefix (`dq_`), base units, counters end in `_total`. Identity labels are only
 `domain`, `vcpu` and `host`; a few families add one bounded enum label (`backend`,
-`kind`, `policy`). Never a run id.
+`kind`, `policy`; the policy family also `declared_policy`). Never a run id.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from dq_agent.agent import backends
-from dq_agent.agent.controller import Snapshot
+from dq_agent.agent.controller import Migration, Snapshot
+from dq_agent.agent.declared import metric_label, throttle_allowed
 
 # Every family this collector can emit: name -> help. Tests assert each one shows up.
 FAMILIES: dict[str, str] = {
@@ -62,6 +63,15 @@ COUNTERS = {
 }
 INFOS = {"dq_migration_policy"}
 ERROR_KINDS = ("adopt", "jobstats", "qmp", "release", "libvirt", "internal")
+
+
+def _policy_label(m: Migration) -> str:
+    """Backend in use; `declared-other-policy` when the domain's declaration rules it out."""
+    if m.enabled:
+        return m.backend.name
+    if not throttle_allowed(m.declared_policy):
+        return "declared-other-policy"
+    return "opted-out"
 
 
 def exposed_name(family: str) -> str:
@@ -166,7 +176,8 @@ class AgentCollector(Collector):
                 d,
                 {
                     "backend": m.backend.name,
-                    "policy": m.backend.name if m.enabled else "opted-out",
+                    "policy": _policy_label(m),
+                    "declared_policy": metric_label(m.declared_policy),
                 },
             )
             for vc in m.reading.vcpus if m.reading else ():
