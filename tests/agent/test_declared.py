@@ -17,7 +17,8 @@ NS = "urn:dqlab:migration:1"
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        # What virDomainGetMetadata(ELEMENT) returns (libvirt re-serialises the prefix).
+        # What virDomainGetMetadata(ELEMENT) returns: namespace stripped (libvirt 9).
+        ('<migration policy="none"/>', "none"),
         (f'<dq:migration xmlns:dq="{NS}" policy="none"/>', "none"),
         (f'<migration xmlns="{NS}" policy="auto-converge"/>', "auto-converge"),
         (f'<dq:migration xmlns:dq="{NS}" policy="dirty-quota"></dq:migration>', "dirty-quota"),
@@ -55,3 +56,27 @@ def test_metric_label_is_bounded() -> None:
         "dirty-quota",
         "other",
     ]
+
+
+def test_real_libvirt_returns_what_the_parser_reads() -> None:
+    """libvirt's own test driver (in-process, no daemon): set with virsh's key, read back."""
+    libvirt = pytest.importorskip("libvirt")
+    from dq_agent.agent.hypervisor import LibvirtHypervisor
+
+    conn = libvirt.open("test:///default")  # private in-process state, gone on close
+    try:
+        dom = conn.lookupByName("test")
+        hv = LibvirtHypervisor("test:///default", lambda _ev: None)
+        hv._conn = conn  # the test driver has no keepalive, so skip connect()
+        assert hv.declared_policy("test") is None  # nothing declared
+        for policy in ("none", "dirty-quota"):
+            dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                f'<migration policy="{policy}"/>',
+                "dq",
+                NS,
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            )
+            assert hv.declared_policy("test") == policy
+    finally:
+        conn.close()

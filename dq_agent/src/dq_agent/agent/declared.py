@@ -2,7 +2,8 @@
 
     <metadata><dq:migration xmlns:dq="urn:dqlab:migration:1" policy="dirty-quota"/></metadata>
 
-libvirt returns just the `migration` element (virDomainGetMetadata, ELEMENT type). The
+libvirt returns just the `migration` element (virDomainGetMetadata, ELEMENT type), with
+the namespace stripped (`<migration policy="none"/>`, checked against libvirt 9). The
 text comes from whoever can edit the domain, so it is bounded and parsed without DTDs or
 entities; anything unreadable counts as "declared nothing" (current behaviour holds).
 """
@@ -27,7 +28,7 @@ def parse_declared_policy(text: str | None) -> str | None:
         root = ET.fromstring(text)
     except ET.ParseError:
         return None
-    if root.tag != f"{{{NAMESPACE}}}migration":
+    if root.tag not in ("migration", f"{{{NAMESPACE}}}migration"):
         return None
     policy = root.get("policy", "").strip()
     return policy if _POLICY.fullmatch(policy) else None
