@@ -376,3 +376,60 @@ def test_agent_started_mid_migration_adopts_it(lab: LibvirtLab, tmp_path: Path) 
             if d.name() == name and d.isActive():
                 d.destroy()
     assert 'msg="migration finished"' in agent.log()
+
+
+def test_domain_declaring_none_is_observed_not_throttled(lab: LibvirtLab, tmp_path: Path) -> None:
+    """The lab's comparison runs declare their policy (contracts §5): with the patched QEMU
+    and backend dirty-quota, a domain declaring `none` is adopted but never throttled."""
+    import libvirt
+
+    qemu = patched_qemu()
+    require(qemu is not None, "patched QEMU not built yet (tools/build-qemu.sh)")
+    assert qemu is not None
+    name = f"dqag-none-{lab.suffix}"
+    src, dst = libvirt.open(lab.src.uri), libvirt.open(lab.dst.uri)
+    kernel = write_guest(tmp_path / "g.bin", 32)
+    dom = src.createXML(
+        domain_xml(name, kernel, str(qemu), memory_mib=128, vcpus=2, firmware_dirs=FIRMWARE_DIRS),
+        0,
+    )
+    dom.setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+        '<migration policy="none"/>',
+        "dq",
+        "urn:dqlab:migration:1",
+        libvirt.VIR_DOMAIN_AFFECT_LIVE,
+    )
+    port = free_port()
+    agent = AgentProcess(
+        write_config(tmp_path / "a.toml", lab.src.uri, port, "dirty-quota"), tmp_path, "none"
+    )
+    mig: Migration | None = None
+    try:
+        agent.wait_ready()
+        time.sleep(1.0)
+        mig = Migration(dom, dst, f"tcp://{lab.dst.addr}:49152").start()
+        t0 = time.monotonic()
+        info: dict[str, str] = {}
+        while not info and time.monotonic() - t0 < 30:
+            for n, labels, _v in samples(scrape(port)):
+                if n == "dq_migration_policy_info" and labels.get("domain") == name:
+                    info = labels
+            time.sleep(0.2)
+        assert info.get("declared_policy") == "none", (info, agent.log()[-2000:])
+        assert info.get("policy") == "declared-other-policy", info
+        # A few seconds of an unconverging migration: an enforcing agent would have set
+        # the quota within one tick.
+        for _ in range(10):
+            assert _query_dirty_quota(dom)["enabled"] is False
+            assert value(scrape(port), "dq_migration_throttle_enabled", domain=name) == 0
+            time.sleep(0.3)
+        assert "observing only: domain declares another migration policy" in agent.log()
+    finally:
+        if mig is not None and not mig.done.is_set():
+            mig.wait(0)
+        agent.stop()
+        for c in (src, dst):
+            for d in c.listAllDomains():
+                if d.name() == name and d.isActive():
+                    d.destroy()
