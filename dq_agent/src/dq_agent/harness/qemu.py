@@ -116,8 +116,34 @@ def choose_accel(requested: str, binary: str, kernel: str, initrd: str) -> str:
     return accel
 
 
+class QMPCalls:
+    """Bounded, typed QMP calls over `self.qmp`: shared by the local VM and the runner's
+    RemoteVM, so a wedged or misbehaving QEMU fails the same way wherever it runs."""
+
+    name: str
+    qmp: QMPClient
+
+    async def cmd(self, name: str, timeout: float = QMP_TIMEOUT_S, **args: Any) -> Any:
+        """One QMP command, bounded in time; every failure is a QMPError (a HarnessError)."""
+        try:
+            return await asyncio.wait_for(self.qmp.execute(name, args or None), timeout)
+        except ExecuteError as e:
+            raise QMPCommandError(name, str(e.error.error.desc)) from None
+        except TimeoutError:
+            raise QMPError(f"qmp {name} ({self.name}): no answer within {timeout:g} s") from None
+        except Exception as e:  # dropped connection, undecodable reply, client state
+            raise QMPError(f"qmp {name} ({self.name}): {type(e).__name__}: {e}") from None
+
+    async def query(self, name: str, timeout: float = QMP_TIMEOUT_S) -> dict[str, Any]:
+        """A query command whose reply must be a JSON object."""
+        r = await self.cmd(name, timeout)
+        if not isinstance(r, dict):
+            raise QMPError(f"qmp {name} ({self.name}): reply is {type(r).__name__}, not an object")
+        return r
+
+
 @dataclass
-class VM:
+class VM(QMPCalls):
     """One QEMU process in a namespace, with its QMP and serial sockets in `rundir`."""
 
     name: str
@@ -238,24 +264,6 @@ class VM:
         with contextlib.suppress(OSError):
             return (self.rundir / f"{self.name}.log").read_text(errors="replace")[-400:].strip()
         return ""
-
-    async def cmd(self, name: str, timeout: float = QMP_TIMEOUT_S, **args: Any) -> Any:
-        """One QMP command, bounded in time; every failure is a QMPError (a HarnessError)."""
-        try:
-            return await asyncio.wait_for(self.qmp.execute(name, args or None), timeout)
-        except ExecuteError as e:
-            raise QMPCommandError(name, str(e.error.error.desc)) from None
-        except TimeoutError:
-            raise QMPError(f"qmp {name} ({self.name}): no answer within {timeout:g} s") from None
-        except Exception as e:  # dropped connection, undecodable reply, client state
-            raise QMPError(f"qmp {name} ({self.name}): {type(e).__name__}: {e}") from None
-
-    async def query(self, name: str, timeout: float = QMP_TIMEOUT_S) -> dict[str, Any]:
-        """A query command whose reply must be a JSON object."""
-        r = await self.cmd(name, timeout)
-        if not isinstance(r, dict):
-            raise QMPError(f"qmp {name} ({self.name}): reply is {type(r).__name__}, not an object")
-        return r
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -11,12 +11,11 @@ import re
 import shlex
 import time
 from pathlib import Path
-from typing import Any
 
 from qemu.qmp import QMPClient
 
 from dq_agent.harness.errors import HarnessError
-from dq_agent.harness.qemu import MIN_TCG_VERSION, VM
+from dq_agent.harness.qemu import MIN_TCG_VERSION, VM, QMPCalls
 from dq_agent.runner.ssh import Session, SSHError
 
 log = logging.getLogger("dq_agent.runner")
@@ -57,7 +56,7 @@ def remote_accel(s: Session, requested: str, binary: str, kernel: str, initrd: s
     return accel
 
 
-class RemoteVM:
+class RemoteVM(QMPCalls):
     """One QEMU on a lab host (daemonized, pidfile in a per-run remote directory)."""
 
     def __init__(self, session: Session, vm: VM, env: dict[str, str]) -> None:
@@ -103,9 +102,6 @@ class RemoteVM:
                     raise HarnessError(f"{self.s.name}: qemu {self.name}: no QMP") from None
                 await asyncio.sleep(0.1)
 
-    async def cmd(self, name: str, **args: Any) -> Any:
-        return await self.qmp.execute(name, args or None)
-
     def alive(self) -> bool:
         if not self.started or self._dead:
             return False
@@ -116,7 +112,7 @@ class RemoteVM:
         if not await asyncio.to_thread(self.alive):
             return "dead"
         try:
-            r = await asyncio.wait_for(self.cmd("query-status"), 5)
+            r = await self.query("query-status", 5)
             return str(r["status"])
         except Exception:
             return "unknown"
