@@ -91,17 +91,7 @@ class LabHosts:
             "Subsystem sftp internal-sftp\nPrintMotd no\n"
             "StrictModes no\n"  # the keys sit under /tmp (world-writable parent)
         )
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            SSHD,
-            "-f",
-            str(cfg),
-            "-E",
-            str(self.tmp / f"sshd-{name}.log"),
-        )
+        sh(*self._sshd_prefix(name), SSHD, "-f", str(cfg), "-E", str(self.tmp / f"sshd-{name}.log"))
         kind, key = Path(f"{hk}.pub").read_text().split()[:2]
         with self.known_hosts.open("a") as f:
             f.write(f"{ip} {kind} {key}\n")
@@ -110,6 +100,10 @@ class LabHosts:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sshd in {ns} did not start: {self.sshd_log(name)}")
             time.sleep(0.05)
+
+    def _sshd_prefix(self, name: str) -> list[str]:
+        """How sshd enters the host (a subclass may start more there first)."""
+        return ["ip", "netns", "exec", self.hosts[name].ns]
 
     def sshd_log(self, name: str) -> str:
         with contextlib.suppress(OSError):

@@ -26,7 +26,14 @@ from dq_agent.harness.guest import Console, GuestState, wait_for
 from dq_agent.harness.netns import Link
 from dq_agent.harness.policies import Policy, make_policy
 from dq_agent.harness.progress import progress_record
-from dq_agent.harness.qemu import DEFAULT_QEMU, VM, check_version, choose_accel, qemu_version
+from dq_agent.harness.qemu import (
+    DEFAULT_QEMU,
+    QMP_TIMEOUT_S,
+    VM,
+    check_version,
+    choose_accel,
+    qemu_version,
+)
 from dq_agent.harness.ramcompare import differing_pages
 from dq_agent.harness.scenario import Scenario
 from dq_agent.harness.summary import throttled_seconds, vcpu_summary
@@ -219,7 +226,7 @@ class Run:
         """Poll query-migrate until it ends; cancel on timeout. Returns the last reply."""
         cancelled_at: float | None = None
         while True:
-            q = await self.src.query("query-migrate")
+            q = await self._query_migration()
             rec = progress_record(self.elapsed(), q)
             await self.policy.on_poll(self, rec)
             self.progress.append(rec)
@@ -229,16 +236,24 @@ class Run:
             if cancelled_at is None and self.elapsed() > self.sc.timeout_s:
                 log.info("no convergence after %.0f s: migrate_cancel", self.sc.timeout_s)
                 cancelled_at = time.monotonic()
-                await self.src.cmd("migrate_cancel")
+                await self._cancel_migration()
             elif cancelled_at is not None and time.monotonic() - cancelled_at > 30:
                 raise HarnessError("migration did not stop within 30 s of migrate_cancel")
             await asyncio.sleep(POLL_S)
+
+    # Hooks: how the migration job is read and cancelled. QMP on the source here; the
+    # runner's libvirt mode reads QEMU through libvirt and cancels with the libvirt job.
+    async def _query_migration(self) -> dict[str, Any]:
+        return await self.src.query("query-migrate")
+
+    async def _cancel_migration(self, timeout: float = QMP_TIMEOUT_S) -> None:
+        await self.src.cmd("migrate_cancel", timeout=timeout)
 
     async def _abort(self) -> None:
         """After a failed poll: stop the migration and unthrottle the guest, best effort and
         bounded (the monitor may be the thing that broke); stop() then ends both QEMUs."""
         with contextlib.suppress(Exception):
-            await self.src.cmd("migrate_cancel", timeout=ABORT_QMP_S)
+            await self._cancel_migration(ABORT_QMP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.policy.finish(self), ABORT_QMP_S)
         with contextlib.suppress(Exception):  # whatever the policy, no guest left throttled

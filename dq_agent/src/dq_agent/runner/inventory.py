@@ -23,6 +23,7 @@ SRC_GROUP, DST_GROUP = "dq_sources", "dq_destinations"
 class LabHost:
     spec: HostSpec
     migration_address: str  # where the destination listens for the migration stream
+    libvirt_socket: str | None = None  # --via libvirt: the daemon's socket (None: probe)
 
 
 def _groups(node: dict[str, Any], inherited: dict[str, Any], out: dict[str, Any]) -> None:
@@ -76,7 +77,23 @@ def _host(inv: Path, group: str, groups: dict[str, Any], top: dict[str, Any]) ->
         known_hosts=opts.get("userknownhostsfile"),
         check_host_key=check,
     )
-    return LabHost(spec, str(v.get("dq_migration_address", address)))
+    sock = v.get("dq_libvirt_socket")
+    if sock is not None and not (isinstance(sock, str) and re.fullmatch(r"/[\w./@-]{1,200}", sock)):
+        raise ScenarioError(f"{where}: dq_libvirt_socket: expected an absolute path, got {sock!r}")
+    return LabHost(spec, _migration_address(where, v, address), sock)
+
+
+def _migration_address(where: str, v: dict[str, Any], default: str) -> str:
+    """dq_migration_address, else the libvirt role's dq_libvirt_migration_address (the
+    real-lab inventory's name for it) unless that is still a Jinja expression."""
+    for key in ("dq_migration_address", "dq_libvirt_migration_address"):
+        value = v.get(key)
+        if value is None or (key != "dq_migration_address" and "{{" in str(value)):
+            continue
+        if not isinstance(value, str) or not re.fullmatch(r"[\w.:-]{1,253}", value):
+            raise ScenarioError(f"{where}: {key}: not a host name or address: {value!r}")
+        return value
+    return default
 
 
 def load_inventory(path: str | Path) -> tuple[LabHost, LabHost]:

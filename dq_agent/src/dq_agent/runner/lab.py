@@ -19,14 +19,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dq_agent.harness.errors import HarnessError
+from dq_agent.harness.errors import HarnessError, ScenarioError
 from dq_agent.harness.guest import Console
 from dq_agent.harness.policies import make_policy
 from dq_agent.harness.qemu import VM
 from dq_agent.harness.run import Run, RunOptions, _git_commit, appliance_dir
 from dq_agent.harness.scenario import Scenario
+from dq_agent.runner.enforcement import ENFORCERS
 from dq_agent.runner.inventory import LabHost
-from dq_agent.runner.remote import RemoteVM, module_env, remote_accel, remote_qemu_version
+from dq_agent.runner.remote import (
+    RemoteVM,
+    module_env,
+    remote_accel,
+    remote_qemu_version,
+    resolve_qemu,
+)
 from dq_agent.runner.ssh import Session, SSHError
 from dq_agent.schema import validate
 
@@ -185,21 +192,54 @@ class LabRun(Run):
             "dst_ip": link.dst_ip,
         }
         doc["summary"]["running_on_hosts"] = self.running_on
+        self._decorate(doc)
         validate(doc)
         if self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / f"{self.run_id}.json").write_text(json.dumps(doc, indent=1))
         return doc
 
+    def _decorate(self, doc: dict[str, Any]) -> None:
+        """Mode-specific result fields (the libvirt mode adds who enforced the policy)."""
+        doc["environment"]["via"] = "qemu"
+
+
+VIAS = ("qemu", "libvirt")
+
+
+def check_policies(policies: list[tuple[str, dict[str, Any]]], via: str) -> None:
+    """Every policy and its params valid for this mode (ScenarioError naming the field)."""
+    for name, params in policies:
+        pol = make_policy(name, params)
+        if via == "libvirt":
+            from dq_agent.runner.libvirt_run import check_policy
+
+            check_policy(pol)
+
 
 class LabRunner:
     """Persistent sessions to one source and one destination host; runs scenarios."""
 
-    def __init__(self, src: LabHost, dst: LabHost, remote_appliance: str | None = None) -> None:
+    def __init__(
+        self,
+        src: LabHost,
+        dst: LabHost,
+        remote_appliance: str | None = None,
+        via: str = "qemu",
+        dirty_quota_by: str = "auto",
+    ) -> None:
+        if via not in VIAS:
+            raise ScenarioError(f"--via: expected one of {', '.join(VIAS)}, got {via!r}")
+        if dirty_quota_by not in ENFORCERS:
+            raise ScenarioError(
+                f"--dirty-quota-by: expected one of {', '.join(ENFORCERS)}, got {dirty_quota_by!r}"
+            )
         self.src_host, self.dst_host = src, dst
         self.remote_appliance = remote_appliance
+        self.via, self.dirty_quota_by = via, dirty_quota_by
         self.src = Session(src.spec)
         self.dst = Session(dst.spec)
+        self.virt: tuple[Any, Any] | None = None  # libvirt connections, opened on first use
 
     def __enter__(self) -> LabRunner:
         self.src.connect()
@@ -211,8 +251,24 @@ class LabRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for v in self.virt or ():
+            v.close()
+        self.virt = None
         self.src.close()
         self.dst.close()
+
+    def _virt(self) -> tuple[Any, Any]:
+        """One tunnelled libvirt connection per host, kept across runs like the sessions."""
+        from dq_agent.runner.virt import VirtHost
+
+        if self.virt is None:
+            src = VirtHost(self.src, self.src_host.libvirt_socket)
+            try:
+                self.virt = (src, VirtHost(self.dst, self.dst_host.libvirt_socket))
+            except BaseException:
+                src.close()
+                raise
+        return self.virt
 
     def run(
         self,
@@ -221,17 +277,34 @@ class LabRunner:
         params: dict[str, Any] | None = None,
         opts: RunOptions | None = None,
     ) -> dict[str, Any]:
-        pol = make_policy(policy, params)  # bad policy/params fail before anything starts
+        check_policies([(policy, params or {})], self.via)  # before anything starts
+        pol = make_policy(policy, params)
         opts = opts or RunOptions()
+        opts = replace(opts, qemu=resolve_qemu(self.src, opts.qemu))
         link = RemoteLink(self.src, self.src_host, self.dst_host)
         try:
             link.shape(sc.link_mbit)
-            run = LabRun(sc, pol, opts, link, (self.src, self.dst), self.remote_appliance)
+            run = self._make_run(sc, pol, opts, link)
             run.run_id = f"{sc.name}-{pol.name}-{uuid.uuid4().hex[:8]}"
             return asyncio.run(run.execute())
         finally:
             with contextlib.suppress(SSHError):
                 link.unshape()
+
+    def _make_run(self, sc: Scenario, pol: Any, opts: RunOptions, link: RemoteLink) -> LabRun:
+        sessions = (self.src, self.dst)
+        if self.via == "qemu":
+            return LabRun(sc, pol, opts, link, sessions, self.remote_appliance)
+        from dq_agent.runner.enforcement import AgentEnforced, agent_runs
+        from dq_agent.runner.libvirt_run import LibvirtRun, enforcer_for
+
+        agent = pol.name == "dirty-quota" and agent_runs(self.src)
+        enforced_by = enforcer_for(pol, self.dirty_quota_by, agent, self.src.name)
+        if enforced_by == "dq-agent":
+            pol = AgentEnforced()
+        log.info("%s: policy %s enforced by %s", self.src.name, pol.name, enforced_by)
+        virt = self._virt()
+        return LibvirtRun(sc, pol, opts, link, sessions, self.remote_appliance, virt, enforced_by)
 
     def compare(
         self,
@@ -239,6 +312,5 @@ class LabRunner:
         policies: list[tuple[str, dict[str, Any]]],
         opts: RunOptions | None = None,
     ) -> list[dict[str, Any]]:
-        for name, params in policies:
-            make_policy(name, params)
+        check_policies(policies, self.via)
         return [self.run(sc, n, p, opts) for n, p in policies]

@@ -37,6 +37,20 @@ def remote_qemu_version(s: Session, binary: str, accel: str, allow_old: bool) ->
     return text
 
 
+PATCHED_QEMU = "/opt/dq-qemu/bin/qemu-system-x86_64"  # installed by roles/dq_qemu
+DISTRO_QEMU = "/usr/bin/qemu-system-x86_64"
+
+
+def resolve_qemu(s: Session, requested: str) -> str:
+    """`auto`: the patched QEMU when the source host has it, else the distro's (the rule
+    of roles/dq_lab_guest's `dq_lab_guest_emulator: auto`). Logged."""
+    if requested != "auto":
+        return requested
+    qemu = PATCHED_QEMU if s.run(f"test -x {PATCHED_QEMU}")[0] == 0 else DISTRO_QEMU
+    log.info("%s: --qemu auto: %s", s.name, qemu)
+    return qemu
+
+
 def remote_accel(s: Session, requested: str, binary: str, kernel: str, initrd: str) -> str:
     """`auto`: KVM only if the host's KVM actually boots our appliance within 15 s (an
     openable /dev/kvm is not enough: nested/PVM KVM can hang), else TCG. Logged."""

@@ -164,6 +164,7 @@ class Session:
         self._sftp: paramiko.SFTPClient | None = None
         self._bridges: list[UnixBridge] = []
         self._bridge_dir: str | None = None
+        self._bridge_seq = 0
         self._lock = threading.Lock()
 
     def _fail(self, what: str, e: BaseException) -> SSHError:
@@ -305,10 +306,21 @@ class Session:
         """Bridge the remote unix socket to a new local one; returns the local path."""
         if self._bridge_dir is None:
             self._bridge_dir = tempfile.mkdtemp(prefix=f"dqr-{self.name}-")
-        local = os.path.join(self._bridge_dir, f"{len(self._bridges)}.sock")
+        self._bridge_seq += 1
+        local = os.path.join(self._bridge_dir, f"{self._bridge_seq}.sock")
         self.transport()
         self._bridges.append(UnixBridge(self, remote_path, local))
         return local
+
+    def close_unix_socket(self, local_path: str) -> None:
+        """Remove one bridge (and its open channels) made by open_unix_socket()."""
+        for b in [b for b in self._bridges if b.local_path == local_path]:
+            b.close()
+            self._bridges.remove(b)
+
+    def bridges(self) -> list[str]:
+        """Local paths of the bridges still open (tests assert none are left)."""
+        return [b.local_path for b in self._bridges]
 
     def close(self) -> None:
         for b in self._bridges:

@@ -1,0 +1,143 @@
+"""`dq-runner --via libvirt` between two sshd lab hosts that also run libvirtd (netns,
+real libvirtd 9.0, the patched QEMU under TCG, real tc htb), driven over the sessions:
+libvirt's socket tunnelled by direct-streamlocal, libvirt's own migration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import artifact, require
+
+from dq_agent.harness.run import RunOptions
+from dq_agent.harness.scenario import load_scenario
+from dq_agent.runner.inventory import load_inventory
+from dq_agent.runner.lab import LabRunner
+from runner.lab_hosts import SSHD
+from runner.libvirt_hosts import LibvirtLabHosts
+from runner.test_lab import inventory, leftovers
+
+pytestmark = pytest.mark.slow
+PY = sys.executable
+
+
+@pytest.fixture(scope="module")
+def vlab() -> Iterator[LibvirtLabHosts]:
+    require(os.geteuid() == 0, "runner tests need root (network namespaces, sshd)")
+    require(os.path.exists(SSHD), "openssh-server (tools/deps/apt-runner.txt)")
+    require(os.path.exists("/usr/sbin/libvirtd"), "libvirtd (tools/deps/apt-runner.txt)")
+    require(shutil.which("virsh") is not None, "virsh (libvirt-clients)")
+    hosts = LibvirtLabHosts().up()
+    try:
+        yield hosts
+    finally:
+        hosts.close()
+
+
+@pytest.fixture(scope="module")
+def patched_qemu() -> Path:
+    deb = artifact("qemu")
+    require(deb is not None, "patched QEMU (tools/build-qemu.sh)")
+    assert deb is not None
+    key = deb.name.rsplit("+dq.", 1)[-1].split("_", 1)[0]
+    qemu = deb.parent / key / "opt/dq-qemu/bin/qemu-system-x86_64"
+    require(qemu.exists(), f"patched QEMU tree {qemu}")
+    return qemu
+
+
+def nothing_left(vlab: LibvirtLabHosts) -> dict[str, object]:
+    return {
+        **leftovers(vlab),
+        "domains": {n: vlab.domains(n) for n in vlab.hosts},
+    }
+
+
+CLEAN = {
+    "src": {"qemu": [], "htb": False},
+    "dst": {"qemu": [], "htb": False},
+    "domains": {"src": [], "dst": []},
+}
+
+
+def test_dirty_quota_via_libvirt_moves_the_guest_and_cleans_up(
+    vlab: LibvirtLabHosts, patched_qemu: Path, tmp_path: Path
+) -> None:
+    require(artifact("appliance") is not None, "guest appliance (tools/build-appliance.sh)")
+    src, dst = load_inventory(inventory(vlab, tmp_path / "hosts.yml"))
+    sc = load_scenario("uniform", timeout_s=60, baseline_s=2)
+    opts = RunOptions(qemu=str(patched_qemu), accel="tcg", out_dir=tmp_path)
+    with LabRunner(src, dst, via="libvirt", dirty_quota_by="auto") as r:
+        doc = r.run(sc, "dirty-quota", {}, opts)
+        # only the libvirt connection's own tunnel stays open between runs
+        assert r.src.bridges() == [r.virt[0].local_socket] if r.virt else False
+        assert r.dst.bridges() == [r.virt[1].local_socket] if r.virt else False
+    assert r.src.bridges() == r.dst.bridges() == []
+    assert not list(Path(r.virt[0].local_socket).parent.glob("*")) if r.virt else True
+
+    s = doc["summary"]
+    assert s["converged"] and s["status"] == "completed", s
+    assert s["integrity"]["verdict"] == "ok" and s["integrity"]["bad_pages"] == 0
+    assert s["integrity"]["guest"]["side"] == "dst"
+    assert s["alive_on"] == "destination" and s["running_on_hosts"] == ["dq-dst"]
+    env = doc["environment"]
+    assert env["via"] == "libvirt" and env["accel"] == "tcg"
+    assert env["libvirt_socket"] == "/run/libvirt/libvirt-sock"  # probed, as on a real host
+    # nothing else runs a dq-agent in these hosts: the runner enforced, and it worked
+    assert doc["policy"]["enforced_by"] == "runner" and s["quota_enabled_seen"] is True
+    assert any((rec.get("quota") or {}).get("budget_pages") for rec in doc["progress"])
+    # after the migration nothing slows the guest where it now runs
+    assert s["throttle_after"] == {
+        "host": "dq-dst",
+        "cpu_throttle_pct": 0,
+        "dirty_quota_enabled": False,
+    }
+    assert {t["vcpu"] for t in doc["guest_timeline"]} == {0, 1}
+    assert {t["side"] for t in doc["guest_timeline"]} == {"src", "dst"}
+    assert doc["link"]["rate_bps"] == 100e6 and doc["link"]["dev"] == "eth0"
+    # the appliance went to libvirt's images directory on each host, over SFTP
+    for name in ("src", "dst"):
+        images = vlab.root(name) / "lib" / "images" / "dqlab-runner"
+        assert list(images.glob("*/initrd.gz")), name
+    (written,) = tmp_path.glob("uniform-dirty-quota-*.json")
+    assert json.loads(written.read_text())["run_id"] == doc["run_id"]
+    deadline = time.monotonic() + 10
+    while nothing_left(vlab) != CLEAN and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert nothing_left(vlab) == CLEAN
+    print(
+        f"libvirt dirty-quota: {s['total_time_s']} s, downtime {s['downtime_ms']} ms, "
+        f"{s['bytes_sent'] / 2**20:.0f} MiB, {s['iterations']} iterations, boot {s['boot_s']} s"
+    )
+
+
+def test_cli_none_via_libvirt_cancelled_stays_on_the_source(
+    vlab: LibvirtLabHosts, tmp_path: Path
+) -> None:
+    """The distro QEMU, policy none, a guest that cannot converge: libvirt's job is
+    aborted at the timeout and the guest keeps running on the source only."""
+    require(artifact("appliance") is not None, "guest appliance (tools/build-appliance.sh)")
+    inv = inventory(vlab, tmp_path / "hosts.yml")
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [PY, "-m", "dq_agent.runner", "run", "--inventory", str(inv), "--via", "libvirt",
+         "--scenario", "skewed", "--policies", "none", "--timeout", "8", "--accel", "tcg",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    (res,) = out.glob("*.json")
+    doc = json.loads(res.read_text())
+    s = doc["summary"]
+    assert s["status"] == "cancelled" and not s["converged"], s
+    assert s["alive_on"] == "source" and s["running_on_hosts"] == ["dq-src"]
+    assert s["integrity"]["verdict"] == "ok" and s["integrity"]["guest"]["side"] == "src"
+    assert doc["policy"]["enforced_by"] == "nothing"
+    assert doc["environment"]["via"] == "libvirt"
+    assert nothing_left(vlab) == CLEAN
