@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -100,14 +101,32 @@ def judge_and_report(args: argparse.Namespace, night: str) -> int:
     return 0
 
 
+def _inventory(args: argparse.Namespace, m: mx.Matrix) -> Path | None:
+    """--inventory, checked before the first cell: a lab matrix's cells need it."""
+    inv: Path | None = args.inventory
+    if inv is None:
+        if m.needs_inventory:
+            raise hist.InputError(str(args.matrix), "command", "uses {inventory}: give --inventory")
+        return None
+    if not inv.is_file():
+        raise hist.InputError(str(inv), "--inventory", "no such file")
+    return inv.resolve()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     m = mx.load(args.matrix)
+    inventory = _inventory(args, m)
     night = args.night or _now_night()
     night_dir = args.results_dir / night.replace(":", "")
+    if args.dry_run:  # the cells' command lines, nothing run or recorded
+        for cell in m.cells():
+            out = night_dir / f"{cell.slug}.json"
+            print(shlex.join(mx.argv(m.command, cell, out, m.directory, inventory)))
+        return 0
     done: list[Path] = []
     for cell in m.cells():
         out = night_dir / f"{cell.slug}.json"
-        if mx.run_cell(m.command, cell, out, m.timeout_s, m.directory):
+        if mx.run_cell(m.command, cell, out, m.timeout_s, m.directory, inventory):
             recs = record_results([out], args.history, night)
             done.append(out)
             if args.gateway:
@@ -117,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for w, b, p in sorted(seen):
             cell = mx.Cell(w, b, p, 0)
             out = night_dir / "sim" / f"{cell.slug}.json"
-            if mx.run_cell(m.simulate_command, cell, out, m.timeout_s, m.directory):
+            if mx.run_cell(m.simulate_command, cell, out, m.timeout_s, m.directory, inventory):
                 record_results([out], args.history, night)
     total = sum(1 for _ in m.cells())
     print(f"nightly: {len(done)}/{total} runs recorded in {args.history}", file=sys.stderr)
@@ -174,6 +193,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", type=Path, required=True)
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--gateway", help="Pushgateway host:port")
+    p.add_argument("--inventory", type=Path, help="Ansible inventory file for {inventory}")
+    p.add_argument("--dry-run", action="store_true", help="print each cell's command; run none")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("record", help="append run-result files to the history")

@@ -13,7 +13,9 @@ job drives the local harness or the lab runner without a second code path:
 
 Placeholders: {workload} {bandwidth} {policy} {rep} {out}; {python} (this interpreter),
 {matrix_dir} (the matrix file's directory), {workload_name} (the workload's file stem), e.g.
-a dq-sim twin per workload: "{matrix_dir}/sim/{workload_name}-{bandwidth}.toml".
+a dq-sim twin per workload: "{matrix_dir}/sim/{workload_name}-{bandwidth}.toml";
+{inventory} (`dq-nightly run --inventory`, required by a matrix that uses it: the lab
+matrix's runner cells, see matrices/lab.json). An unknown placeholder is refused on load.
 A cell that exits non-zero or writes no result is reported and skipped; it never stops
 the matrix (the verdict sees a missing run as missing data, not as a pass).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import string
 import subprocess
 import sys
 import time
@@ -34,6 +37,10 @@ from dq_agent.nightly.history import InputError
 
 FORMAT = "dqlab-matrix/1"
 POLICIES = ("none", "auto-converge", "dirty-limit", "dirty-quota")
+PLACEHOLDERS = (
+    "python", "matrix_dir", "workload_name", "workload", "bandwidth", "policy", "rep", "out",
+    "inventory",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ class Matrix:
     timeout_s: float
     directory: Path = Path(".")
 
+    @property
+    def needs_inventory(self) -> bool:
+        parts = (*self.command, *(self.simulate_command or ()))
+        return any("inventory" in _fields(p) for p in parts)
+
     def cells(self) -> Iterator[Cell]:
         # Reps outermost: a night cut short still has every policy at least once.
         for rep, w, b, p in itertools.product(
@@ -73,6 +85,25 @@ def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise InputError(where, key, "expected a non-empty list of strings")
     return tuple(value)
+
+
+def _fields(part: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(part) if f is not None}
+
+
+def _templates(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """An argv template whose placeholders are all known (a typo fails the load, not
+    every cell of the night)."""
+    parts = _strings(raw, key, where)
+    for part in parts:
+        try:
+            unknown = sorted(_fields(part) - set(PLACEHOLDERS))
+        except ValueError as exc:
+            raise InputError(where, key, f"bad template {part!r} ({exc})") from None
+        if unknown:
+            known = " ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+            raise InputError(where, key, f"unknown placeholder {{{unknown[0]}}} (known: {known})")
+    return parts
 
 
 def load(path: Path) -> Matrix:
@@ -101,15 +132,23 @@ def load(path: Path) -> Matrix:
         bandwidths=_strings(raw, "bandwidths", where),
         policies=policies,
         reps=reps,
-        command=_strings(raw, "command", where),
-        simulate_command=_strings(raw, "simulate_command", where) if sim is not None else None,
+        command=_templates(raw, "command", where),
+        simulate_command=_templates(raw, "simulate_command", where) if sim is not None else None,
         timeout_s=float(timeout),
         directory=path.resolve().parent,
     )
 
 
-def _argv(template: tuple[str, ...], cell: Cell, out: Path, matrix_dir: Path) -> list[str]:
+def argv(
+    template: tuple[str, ...],
+    cell: Cell,
+    out: Path,
+    matrix_dir: Path,
+    inventory: Path | None = None,
+) -> list[str]:
+    """One cell's command line (`dq-nightly run --dry-run` prints these)."""
     subst = {
+        "inventory": str(inventory) if inventory is not None else "{inventory}",
         "python": sys.executable,
         "matrix_dir": str(matrix_dir),
         "workload_name": Path(cell.workload).stem,
@@ -123,19 +162,24 @@ def _argv(template: tuple[str, ...], cell: Cell, out: Path, matrix_dir: Path) ->
 
 
 def run_cell(
-    template: tuple[str, ...], cell: Cell, out: Path, timeout_s: float, matrix_dir: Path
+    template: tuple[str, ...],
+    cell: Cell,
+    out: Path,
+    timeout_s: float,
+    matrix_dir: Path,
+    inventory: Path | None = None,
 ) -> bool:
     """Run one cell; True when it wrote a result file. The cell's own output goes to
     <out>.log next to the result; progress (and a failed cell's last lines) to stderr."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = _argv(template, cell, out, matrix_dir)
+    cmd = argv(template, cell, out, matrix_dir, inventory)
     log = out.with_suffix(".log")
     t0 = time.monotonic()
-    print(f"nightly: {cell.slug}: {' '.join(argv)}", file=sys.stderr, flush=True)
+    print(f"nightly: {cell.slug}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     try:
         with log.open("wb") as sink:
             proc = subprocess.run(
-                argv, timeout=timeout_s, check=False, stdout=sink, stderr=subprocess.STDOUT
+                cmd, timeout=timeout_s, check=False, stdout=sink, stderr=subprocess.STDOUT
             )
     except subprocess.TimeoutExpired:
         print(
@@ -143,7 +187,7 @@ def run_cell(
         )
         return False
     except OSError as exc:
-        print(f"nightly: {cell.slug}: cannot run {argv[0]}: {exc}", file=sys.stderr)
+        print(f"nightly: {cell.slug}: cannot run {cmd[0]}: {exc}", file=sys.stderr)
         return False
     ok = proc.returncode == 0 and out.exists()
     print(

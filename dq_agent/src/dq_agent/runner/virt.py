@@ -257,19 +257,27 @@ class LibvirtDomain:
             self.serial_path = ""
 
 
-def completed_reply(stats: dict[str, Any]) -> dict[str, Any]:
-    """libvirt's completed-job statistics in the shape of QEMU's query-migrate reply, for
-    when the source QEMU was gone before the last poll saw `completed`."""
+def job_reply(stats: dict[str, Any], status: str = "completed") -> dict[str, Any]:
+    """libvirt's job statistics (virDomainGetJobStats) in the shape of QEMU's
+    query-migrate reply: what the harness's progress records and summary read."""
+    page = int(stats.get("memory_page_size", 4096) or 4096)
     return {
-        "status": "completed",
+        "status": status,
         "total-time": stats.get("time_elapsed"),
-        "downtime": stats.get("downtime"),
+        ("downtime" if status == "completed" else "expected-downtime"): stats.get("downtime"),
         "setup-time": stats.get("setup_time"),
         "ram": {
             "transferred": stats.get("memory_processed", stats.get("data_processed", 0)),
-            "remaining": 0,
+            "remaining": stats.get("memory_remaining", 0),
             "dirty-sync-count": stats.get("memory_iteration", 0),
+            "dirty-pages-rate": stats.get("memory_dirty_rate", 0),
             "mbps": stats.get("memory_bps", 0) * 8 / 1e6,
+            "page-size": page,
         },
         "cpu-throttle-percentage": stats.get("auto_converge_throttle", 0),
     }
+
+
+def completed_reply(stats: dict[str, Any]) -> dict[str, Any]:
+    """For when the source QEMU was gone before the last poll saw `completed`."""
+    return job_reply(stats, "completed")
