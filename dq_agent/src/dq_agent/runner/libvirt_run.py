@@ -230,8 +230,9 @@ class LibvirtRun(LabRun):
         return flags, params
 
     def _migrate3(self, flags: int, params: dict[str, Any]) -> None:
-        dom = self.virt[0].conn.lookupByName(self._src().name)
-        dom.migrate3(self.virt[1].conn, params, flags)
+        """libvirt's managed migration, on the hosts' job connections (see VirtHost)."""
+        dom = self.virt[0].job.lookupByName(self._src().name)
+        dom.migrate3(self.virt[1].job, params, flags)
 
     async def _query_migration(self) -> dict[str, Any]:
         """QEMU's query-migrate through libvirt while the job runs; libvirt's own verdict
