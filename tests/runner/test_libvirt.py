@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -142,4 +143,34 @@ def test_cli_none_via_libvirt_cancelled_stays_on_the_source(
     assert s["integrity"]["verdict"] == "ok" and s["integrity"]["guest"]["side"] == "src"
     assert doc["policy"]["enforced_by"] == "nothing"
     assert doc["environment"]["via"] == "libvirt"
+    assert nothing_left(vlab) == CLEAN
+
+
+def test_sigterm_mid_libvirt_migration_cleans_both_hosts(
+    vlab: LibvirtLabHosts, tmp_path: Path
+) -> None:
+    """SIGTERM while libvirt migrates: exit 130, the job aborted, the domain gone from
+    both daemons, no QEMU, no htb, no run left behind."""
+    require(artifact("appliance") is not None, "guest appliance (tools/build-appliance.sh)")
+    inv = inventory(vlab, tmp_path / "hosts.yml")
+    p = subprocess.Popen(
+        [PY, "-m", "dq_agent.runner", "run", "--inventory", str(inv), "--via", "libvirt",
+         "--scenario", "skewed", "--timeout", "60", "--accel", "tcg"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        # the guest's QEMU on both hosts: libvirt has started the incoming side
+        while [d["qemu"] for n, d in leftovers(vlab).items()] != [["qemu-system-x86"]] * 2:
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr
+            time.sleep(0.2)
+        time.sleep(2)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert "interrupted; cleaned up" in err
     assert nothing_left(vlab) == CLEAN

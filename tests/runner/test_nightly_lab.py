@@ -21,6 +21,8 @@ from dq_agent.runner.cli import _parser
 PY = sys.executable
 LAB = REPO / "dq_agent/src/dq_agent/nightly/matrices/lab.json"
 LOCAL = REPO / "dq_agent/src/dq_agent/nightly/matrices/local.json"
+# the venv's, also when the venv is not on PATH
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook") or str(Path(PY).parent / "ansible-playbook")
 
 
 def nightly(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,7 +83,7 @@ def _playbook(tmp: Path, groups: dict[str, object], mode: str | None = None) -> 
     (tmp / "extra.json").write_text(json.dumps(extra))
     env = dict(os.environ, ANSIBLE_LOCAL_TEMP=str(tmp / "atmp"), ANSIBLE_NOCOLOR="1")
     out = subprocess.run(
-        ["ansible-playbook", "-i", str(tmp / "hosts.yml"), str(REPO / "playbooks/nightly.yml"),
+        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.yml"), str(REPO / "playbooks/nightly.yml"),
          "--tags", "run", "-e", f"@{tmp / 'extra.json'}"],
         capture_output=True, text=True, timeout=180, env=env, cwd=REPO,
     )  # fmt: skip
@@ -89,7 +91,7 @@ def _playbook(tmp: Path, groups: dict[str, object], mode: str | None = None) -> 
 
 
 def test_nightly_playbook_picks_the_lab_matrix_for_lab_inventories(tmp_path: Path) -> None:
-    require(shutil.which("ansible-playbook") is not None, "ansible-playbook (venv)")
+    require(os.access(ANSIBLE_PLAYBOOK, os.X_OK), "ansible-playbook (venv)")
     lab_groups = {
         "dq_sources": {"hosts": {"s": {"ansible_host": "198.18.64.2"}}},
         "dq_destinations": {"hosts": {"d": {"ansible_host": "198.18.64.3"}}},
