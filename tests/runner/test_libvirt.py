@@ -174,3 +174,52 @@ def test_sigterm_mid_libvirt_migration_cleans_both_hosts(
     assert p.returncode == 130, err
     assert "interrupted; cleaned up" in err
     assert nothing_left(vlab) == CLEAN
+
+
+def test_dirty_quota_left_to_the_hosts_dq_agent(
+    vlab: LibvirtLabHosts, patched_qemu: Path, tmp_path: Path
+) -> None:
+    """A real dq-agent runs on the source host (its network namespace, its libvirtd):
+    `auto` finds it and leaves enforcement to it; the runner never sets the quota but
+    records the agent's, and the skewed guest converges under it."""
+    require(artifact("appliance") is not None, "guest appliance (tools/build-appliance.sh)")
+    from agent.agent_proc import DQ_AGENT, write_config
+
+    cfg = write_config(tmp_path / "agent.toml", vlab.virt_hosts["src"].uri, 9464, "dirty-quota")
+    log = (tmp_path / "agent.log").open("wb")
+    agent = subprocess.Popen(
+        ["ip", "netns", "exec", vlab.hosts["src"].ns, DQ_AGENT, "run", "--config", str(cfg)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2)
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()[-1000:]
+        src, dst = load_inventory(inventory(vlab, tmp_path / "hosts.yml"))
+        sc = load_scenario("skewed", timeout_s=60, baseline_s=2)
+        opts = RunOptions(qemu=str(patched_qemu), accel="tcg")
+        with LabRunner(src, dst, via="libvirt") as r:
+            doc = r.run(sc, "dirty-quota", {}, opts)
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        log.close()
+    s = doc["summary"]
+    agent_log = (tmp_path / "agent.log").read_text()
+    assert doc["policy"]["enforced_by"] == "dq-agent" and doc["policy"]["params"] == {}
+    assert s["quota_enabled_seen"] is True, agent_log[-2000:]  # enabled by the agent
+    # the agent adopted the runner's domain and read the declaration the runner wrote
+    adopted = [ln for ln in agent_log.splitlines() if 'msg="migration adopted"' in ln]
+    assert len(adopted) == 1 and f"domain=dqr-{doc['run_id']} " in adopted[0], agent_log
+    assert "declared_policy=dirty-quota" in adopted[0]
+    assert s["converged"] and s["running_on_hosts"] == ["dq-dst"], s
+    assert s["integrity"]["verdict"] == "ok" and s["integrity"]["bad_pages"] == 0
+    assert s["throttle_after"]["dirty_quota_enabled"] is False
+    assert nothing_left(vlab) == CLEAN
+    print(
+        f"agent-enforced dirty-quota (skewed): {s['total_time_s']} s, "
+        f"downtime {s['downtime_ms']} ms, {s['bytes_sent'] / 2**20:.0f} MiB"
+    )
