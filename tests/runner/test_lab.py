@@ -85,6 +85,7 @@ def test_uniform_migrates_between_lab_hosts_with_none(
     with LabRunner(src, dst, remote_app) as r:
         doc = r.run(sc, "none", {}, RunOptions(qemu=HOST_QEMU, accel="tcg", out_dir=tmp_path))
         during = leftovers(lab)
+        assert r.src.bridges() == r.dst.bridges() == []  # the run closed its tunnels
     check_converged(doc)
     assert doc["environment"]["accel"] == "tcg"
     assert (Path(remote_app) / "initrd.gz").read_bytes() == (appliance / "initrd.gz").read_bytes()

@@ -165,14 +165,7 @@ class Run:
             await c.connect()
             consoles.append(c)
         src_con, dst_con = consoles
-        try:
-            await asyncio.wait_for(self.state.ready.wait(), BOOT_TIMEOUT_S)
-        except TimeoutError:
-            raise HarnessError(f"guest did not start dq-stress in {BOOT_TIMEOUT_S:.0f} s") from None
-        if self.state.error_field:
-            raise ScenarioError(f"vcpus: dq-stress rejected field {self.state.error_field}")
-        self.boot_s = time.monotonic() - t_boot
-        log.info("guest ready after %.1f s (%s)", self.boot_s, self.env["accel"])
+        await self._wait_ready(t_boot)
         t_baseline = time.monotonic()
         await asyncio.sleep(sc.baseline_s)
 
@@ -221,6 +214,17 @@ class Run:
         guest = await self._verify(con) if alive else None
         integrity = self._integrity(guest, ram)
         return self._document(t_baseline, final, t_end, converged, side, alive, integrity)
+
+    async def _wait_ready(self, t_boot: float) -> None:
+        """Until dq-stress says READY (bounded); a field it rejected is bad input."""
+        try:
+            await asyncio.wait_for(self.state.ready.wait(), BOOT_TIMEOUT_S)
+        except TimeoutError:
+            raise HarnessError(f"guest did not start dq-stress in {BOOT_TIMEOUT_S:.0f} s") from None
+        if self.state.error_field:
+            raise ScenarioError(f"vcpus: dq-stress rejected field {self.state.error_field}")
+        self.boot_s = time.monotonic() - t_boot
+        log.info("guest ready after %.1f s (%s)", self.boot_s, self.env["accel"])
 
     async def _poll(self) -> dict[str, Any]:
         """Poll query-migrate until it ends; cancel on timeout. Returns the last reply."""

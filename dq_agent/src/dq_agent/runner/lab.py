@@ -127,10 +127,12 @@ class LabRun(Run):
         )
         return RemoteVM(s, vm, module_env(vm))
 
-    async def execute(self) -> dict[str, Any]:
+    async def _prepare_hosts(self, default_app: str) -> tuple[str, str]:
+        """Appliance on both hosts, accelerator, version gate, `self.env`: what both modes
+        do before the guest starts. Returns (remote appliance dir, accel)."""
         src_s, dst_s = self.sessions
         local_app = appliance_dir(self.opts)
-        app = self.remote_appliance or f"{REMOTE_CACHE}/appliance/{local_app.name}"
+        app = self.remote_appliance or f"{default_app}/{local_app.name}"
         for s in self.sessions:
             await asyncio.to_thread(ensure_appliance, s, local_app, app)
         accel = await asyncio.to_thread(
@@ -155,6 +157,11 @@ class LabRun(Run):
             "appliance": app,
             "runner": "dq_agent.runner (paramiko)",
         }
+        return app, accel
+
+    async def execute(self) -> dict[str, Any]:
+        src_s, dst_s = self.sessions
+        app, accel = await self._prepare_hosts(f"{REMOTE_CACHE}/appliance")
         rundirs = [f"/tmp/dqr-{self.run_id}-{side}" for side in ("src", "dst")]
         self.src = self._remote_vm("src", src_s, accel, app, rundirs[0])  # type: ignore[assignment]
         self.dst = self._remote_vm("dst", dst_s, accel, app, rundirs[1])  # type: ignore[assignment]

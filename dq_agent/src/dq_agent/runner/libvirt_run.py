@@ -33,10 +33,9 @@ from dq_agent.harness.errors import (
 from dq_agent.harness.guest import Console
 from dq_agent.harness.policies import Policy
 from dq_agent.harness.qemu import QMP_TIMEOUT_S
-from dq_agent.harness.run import BOOT_TIMEOUT_S, RunOptions, _git_commit, appliance_dir
+from dq_agent.harness.run import RunOptions
 from dq_agent.harness.scenario import Scenario
-from dq_agent.runner.lab import LabRun, RemoteLink, ensure_appliance
-from dq_agent.runner.remote import remote_accel, remote_qemu_version
+from dq_agent.runner.lab import LabRun, RemoteLink
 from dq_agent.runner.ssh import Session
 from dq_agent.runner.virt import (
     DECLARABLE,
@@ -92,31 +91,9 @@ class LibvirtRun(LabRun):
 
     # -- the run ----------------------------------------------------------------------
     async def execute(self) -> dict[str, Any]:
-        src_s, dst_s = self.sessions
-        local_app = appliance_dir(self.opts)
-        app = self.remote_appliance or f"{LIBVIRT_IMAGES}/{local_app.name}"
-        for s in self.sessions:
-            await asyncio.to_thread(ensure_appliance, s, local_app, app)
+        app, accel = await self._prepare_hosts(LIBVIRT_IMAGES)
         emulator = self.opts.qemu  # `auto` was resolved by LabRunner
-        accel = await asyncio.to_thread(
-            remote_accel, src_s, self.opts.accel, emulator, f"{app}/vmlinuz", f"{app}/initrd.gz"
-        )
-        versions = [
-            remote_qemu_version(s, emulator, accel, self.opts.allow_old_qemu) for s in self.sessions
-        ]
-        kernels = [s.run("uname -r", check=True)[1].strip() for s in self.sessions]
-        self.env = {
-            "git_commit": _git_commit(),
-            "host": src_s.name,
-            "hosts": {"source": src_s.name, "destination": dst_s.name},
-            "qemu_version": versions[0],
-            "qemu_version_destination": versions[1],
-            "qemu_binary": emulator,
-            "kernel_version": kernels[0],
-            "kernel_version_destination": kernels[1],
-            "accel": accel,
-            "appliance": app,
-            "runner": "dq_agent.runner (paramiko)",
+        self.env |= {
             "via": "libvirt",
             "libvirt_version": self.virt[0].version(),
             "libvirt_version_destination": self.virt[1].version(),
@@ -165,14 +142,7 @@ class LibvirtRun(LabRun):
         src_con = Console("src", src.open_serial(), self.state)
         await src_con.connect()
         consoles.append(src_con)
-        try:
-            await asyncio.wait_for(self.state.ready.wait(), BOOT_TIMEOUT_S)
-        except TimeoutError:
-            raise HarnessError(f"guest did not start dq-stress in {BOOT_TIMEOUT_S:.0f} s") from None
-        if self.state.error_field:
-            raise ScenarioError(f"vcpus: dq-stress rejected field {self.state.error_field}")
-        self.boot_s = time.monotonic() - t_boot
-        log.info("guest ready after %.1f s (%s, libvirt)", self.boot_s, self.env["accel"])
+        await self._wait_ready(t_boot)
         t_baseline = time.monotonic()
         await asyncio.sleep(sc.baseline_s)
         try:
@@ -248,6 +218,12 @@ class LibvirtRun(LabRun):
             else:
                 if not self._downtime_set and q.get("status") == "active":
                     await self._set_downtime()
+                if self._cancelled and q.get("status") == "failed":
+                    # after virDomainAbortJob QEMU sometimes ends in `failed` ("Channel
+                    # error: Input/output error", 2 of 4 aborts here), not `cancelled`:
+                    # either way the runner's cancel ended it, and the guest stays put
+                    self.notes.append(f"QEMU said failed after the cancel: {q.get('error-desc')}")
+                    q = {**q, "status": "cancelled"}
                 return q
         return await self._libvirt_final()
 

@@ -82,6 +82,7 @@ class RemoteVM(QMPCalls):
         self.serial_path = ""
         self.started = False
         self._dead = False
+        self._bridges: list[str] = []  # local tunnel ends, closed by stop()
 
     @property
     def rdir(self) -> str:
@@ -105,6 +106,7 @@ class RemoteVM(QMPCalls):
             raise HarnessError(f"{self.s.name}: qemu {self.name} failed to start: {tail.strip()}")
         qmp_local = self.s.open_unix_socket(self.vm.qmp_path)
         self.serial_path = self.s.open_unix_socket(self.vm.serial_path)
+        self._bridges = [qmp_local, self.serial_path]
         logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
         deadline = time.monotonic() + 15
         while True:
@@ -135,6 +137,9 @@ class RemoteVM(QMPCalls):
         """SIGTERM, then SIGKILL after 5 s; safe to call twice."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.qmp.disconnect(), 2)
+        for local in self._bridges:
+            self.s.close_unix_socket(local)
+        self._bridges = []
         if not self.started or self._dead:
             return
         pid = f"$(cat {shlex.quote(self.pidfile)} 2>/dev/null)"
