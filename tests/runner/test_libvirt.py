@@ -123,20 +123,25 @@ def test_dirty_quota_via_libvirt_moves_the_guest_and_cleans_up(
 def test_cli_none_via_libvirt_cancelled_stays_on_the_source(
     vlab: LibvirtLabHosts, tmp_path: Path
 ) -> None:
-    """The distro QEMU, policy none, a guest that cannot converge: libvirt's job is
-    aborted at the timeout and the guest keeps running on the source only."""
+    """The lab matrix's own flags (`--qemu auto`, `--result`), policy none, a guest that
+    cannot converge: libvirt's job is aborted at the timeout and the guest keeps running
+    on the source only."""
     require(artifact("appliance") is not None, "guest appliance (tools/build-appliance.sh)")
     inv = inventory(vlab, tmp_path / "hosts.yml")
-    out = tmp_path / "out"
+    result = tmp_path / "night" / "skewed_100mbit_none_r0.json"
     p = subprocess.run(
         [PY, "-m", "dq_agent.runner", "run", "--inventory", str(inv), "--via", "libvirt",
-         "--scenario", "skewed", "--policies", "none", "--timeout", "8", "--accel", "tcg",
-         "--out", str(out)],
+         "--qemu", "auto", "--scenario", "skewed", "--policies", "none", "--bandwidth",
+         "100mbit", "--timeout", "8", "--accel", "tcg", "--result", str(result)],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
-    (res,) = out.glob("*.json")
-    doc = json.loads(res.read_text())
+    assert sorted(result.parent.iterdir()) == [result]  # whole, no temp file left
+    doc = json.loads(result.read_text())
+    # the hosts share this machine's /opt: the patched QEMU where roles/dq_qemu put it
+    patched = "/opt/dq-qemu/bin/qemu-system-x86_64"
+    expect = patched if os.access(patched, os.X_OK) else "/usr/bin/qemu-system-x86_64"
+    assert doc["environment"]["qemu_binary"] == expect
     s = doc["summary"]
     assert s["status"] == "cancelled" and not s["converged"], s
     assert s["alive_on"] == "source" and s["running_on_hosts"] == ["dq-src"]
