@@ -10,6 +10,7 @@ Used only until/unless the harness appliance (dq-stress) is preferred.
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from pathlib import Path
 
 LOAD_ADDR = 0x100000  # QEMU's multiboot loader puts the image at 1 MiB
@@ -62,3 +63,44 @@ def image(working_set_mib: int, fill_mib: int = 0) -> bytes:
 def write(path: Path, working_set_mib: int, fill_mib: int = 0) -> Path:
     path.write_bytes(image(working_set_mib, fill_mib))
     return path
+
+
+# Where the loops sit in the image (offsets from the entry point, see `image`).
+_ENTRY = LOAD_ADDR + 32
+_OUTER, _INNER_INC, _INNER_ADD, _INNER_LOOP, _JMP = 20, 30, 32, 38, 40
+
+
+def bad_pages(dump: bytes, eip: int, esi: int, working_set_mib: int, fill_mib: int = 0) -> int:
+    """Pages of the working set that do not hold what the guest last wrote there.
+
+    `dump`: the paused guest's physical memory from DIRTY_BASE, `working_set_mib` long;
+    `eip`/`esi`: vCPU 0's registers at that pause. Every pass adds 1 to word 0 of each page
+    in order, so the pages the current pass has already reached hold R+1, the rest R, and
+    every other byte is 0. A page a migration lost (stale) or tore breaks that exactly."""
+    pages = working_set_mib * 256
+    fill_pages = max(fill_mib * 256, 1)
+    assert len(dump) == pages * 4096, (len(dump), pages)
+    off = eip - _ENTRY
+    cursor = (esi - DIRTY_BASE) // 4096
+    if off in (_INNER_INC, _INNER_LOOP):
+        done = cursor  # esi names the next page to write (inc) or just moved past it (loop)
+    elif off == _INNER_ADD:
+        done = cursor + 1  # the page under esi was just incremented
+    elif off in (_OUTER, _OUTER + 5, _JMP):
+        done = 0  # between passes: every page holds the same count
+    else:
+        raise ValueError(f"vCPU 0 outside the dirty loop (eip {eip:#x}): not checkable")
+    words = [
+        int.from_bytes(dump[i * 4096 : i * 4096 + 4], "little") - (1 if i < fill_pages else 0)
+        for i in range(pages)
+    ]
+    # R from the majority, so one stale page cannot make every other page look bad.
+    rest = words[done:] if done < pages else [w - 1 for w in words]
+    base = Counter(rest).most_common(1)[0][0]
+    bad = 0
+    zero = bytes(4092)
+    for i, w in enumerate(words):
+        want = base + 1 if i < done else base
+        if w != want or dump[i * 4096 + 4 : (i + 1) * 4096] != zero:
+            bad += 1
+    return bad

@@ -51,6 +51,7 @@ class Migration:
     dom: Any
     dconn: Any
     uri: str
+    flags: int = 0  # added to VIR_MIGRATE_LIVE (e.g. VIR_MIGRATE_AUTO_CONVERGE)
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
@@ -63,7 +64,9 @@ class Migration:
             self.started = time.monotonic()
             try:
                 self.dom.migrate3(
-                    self.dconn, {libvirt.VIR_MIGRATE_PARAM_URI: self.uri}, libvirt.VIR_MIGRATE_LIVE
+                    self.dconn,
+                    {libvirt.VIR_MIGRATE_PARAM_URI: self.uri},
+                    libvirt.VIR_MIGRATE_LIVE | self.flags,
                 )
             except BaseException as e:
                 self.error = e

@@ -41,22 +41,34 @@ class Host:
     def uri(self) -> str:
         return f"qemu+unix:///system?socket={self.root}/run/libvirt-sock"
 
+    @property
+    def admin_uri(self) -> str:
+        """virt-admin's view of this daemon (its connected clients, with their pids)."""
+        return f"libvirtd:///system?socket={self.root}/run/libvirt-admin-sock"
 
-def _per_run_subnet(suffix: str) -> ipaddress.IPv4Network:
-    subnets = list(AGENT_NET.subnets(new_prefix=30))
+
+def _per_run_subnet(suffix: str, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    subnets = list(net.subnets(new_prefix=30))
     return subnets[int(suffix, 16) % len(subnets)]
 
 
 class LibvirtLab:
-    def __init__(self, root: Path, rate_mbit: int = 40, caps_cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        rate_mbit: int = 40,
+        caps_cache: Path | None = None,
+        net: ipaddress.IPv4Network = AGENT_NET,
+        prefix: str = "dqag",
+    ) -> None:
+        """`net`/`prefix`: another test area's address range and name prefix (faults)."""
         self.suffix = f"{os.getpid() & 0xFFFF:04x}{int(time.time() * 1000) & 0xFFF:03x}"
         self.root = root
         self.rate_mbit = rate_mbit
-        net = _per_run_subnet(self.suffix)
-        a, b = list(net.hosts())
-        self.src = Host("src", f"dqag-src-{self.suffix}", str(a), root / "src")
-        self.dst = Host("dst", f"dqag-dst-{self.suffix}", str(b), root / "dst")
-        self._veth = f"dqa{self.suffix}"[:12]
+        a, b = list(_per_run_subnet(self.suffix, net).hosts())
+        self.src = Host("src", f"{prefix}-src-{self.suffix}", str(a), root / "src")
+        self.dst = Host("dst", f"{prefix}-dst-{self.suffix}", str(b), root / "dst")
+        self._veth = f"{prefix[:3]}{self.suffix}"[:12]
         self._made_netns: list[str] = []
         # libvirtd probes QEMU's capabilities for ~15 s on a cold cache: keep it across runs.
         self.caps_cache = caps_cache
