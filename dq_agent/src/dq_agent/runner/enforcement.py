@@ -16,6 +16,7 @@ from typing import Any
 
 from dq_agent.harness.errors import HarnessError, QMPCommandError
 from dq_agent.harness.policies import MigrationContext, Policy, make_policy
+from dq_agent.harness.policies.dirty_quota import quota_record
 from dq_agent.runner.ssh import Session
 
 ENFORCERS = ("auto", "runner", "dq-agent")
@@ -47,25 +48,6 @@ def choose(requested: str, agent_running: bool, host: str) -> str:
             "dq-agent (or auto), or stop the agent"
         )
     return requested
-
-
-def quota_record(q: dict[str, Any]) -> dict[str, Any]:
-    """query-dirty-quota, in the progress record's `quota` shape (as the harness policy)."""
-    return {
-        "enabled": q.get("enabled"),
-        "budget_pages": q.get("budget-pages"),
-        "pool_pages": q.get("pool-pages"),
-        "vcpus": [
-            {
-                "vcpu": v.get("cpu-index"),
-                "dirty_pages": v.get("dirty-pages"),
-                "granted_pages": v.get("granted-pages"),
-                "exhausted_count": v.get("exhausted-count"),
-                "sleep_ns": v.get("sleep-ns"),
-            }
-            for v in q.get("vcpus", [])
-        ],
-    }
 
 
 class AgentEnforced(Policy):

@@ -23,6 +23,25 @@ from dq_agent.harness.policies import (
 NAME = "dirty-quota"
 
 
+def quota_record(q: dict[str, Any]) -> dict[str, Any]:
+    """query-dirty-quota in the progress record's `quota` shape (also the runner's)."""
+    return {
+        "enabled": q.get("enabled"),
+        "budget_pages": q.get("budget-pages"),
+        "pool_pages": q.get("pool-pages"),
+        "vcpus": [
+            {
+                "vcpu": v.get("cpu-index"),
+                "dirty_pages": v.get("dirty-pages"),
+                "granted_pages": v.get("granted-pages"),
+                "exhausted_count": v.get("exhausted-count"),
+                "sleep_ns": v.get("sleep-ns"),
+            }
+            for v in q.get("vcpus", [])
+        ],
+    }
+
+
 class DirtyQuota(Policy):
     name = NAME
 
@@ -68,21 +87,7 @@ class DirtyQuota(Policy):
         with contextlib.suppress(QMPCommandError):  # migration may have just ended
             await ctx.src_cmd("set-dirty-quota", **args)
             q = await ctx.src_cmd("query-dirty-quota")
-            record["quota"] = {
-                "enabled": q.get("enabled"),
-                "budget_pages": q.get("budget-pages"),
-                "pool_pages": q.get("pool-pages"),
-                "vcpus": [
-                    {
-                        "vcpu": v.get("cpu-index"),
-                        "dirty_pages": v.get("dirty-pages"),
-                        "granted_pages": v.get("granted-pages"),
-                        "exhausted_count": v.get("exhausted-count"),
-                        "sleep_ns": v.get("sleep-ns"),
-                    }
-                    for v in q.get("vcpus", [])
-                ],
-            }
+            record["quota"] = quota_record(q)
 
     async def finish(self, ctx: MigrationContext) -> None:
         with contextlib.suppress(Exception):
